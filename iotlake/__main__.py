@@ -1,0 +1,3 @@
+from iotlake.cli import app
+
+app(prog_name="iotlake")

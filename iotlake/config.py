@@ -1,0 +1,242 @@
+"""The one typed configuration of iotlake.
+
+Values come, lowest priority first, from the defaults below, the chosen profile and target
+sections of `iotlake.yml`, a `.env` file, and `IOTLAKE_*` environment variables
+(`IOTLAKE_KAFKA__PORT=19092` sets `kafka.port`). Nothing else in iotlake reads the
+environment for settings: every endpoint, path, credential and rate lives here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_FILE_ENV = "IOTLAKE_CONFIG"
+DEFAULT_CONFIG_FILE = Path("iotlake.yml")
+LOOPBACK = "127.0.0.1"
+
+Profile = Literal["embedded", "compose"]
+Target = Literal["dev", "prod"]
+
+
+class ConfigError(Exception):
+    """A configuration value is wrong; the message is one line naming the key and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaConfig(_Section):
+    host: str = LOOPBACK
+    port: int = Field(9092, ge=1, le=65535)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class AwsConfig(_Section):
+    """S3 + Kinesis: an emulator (moto or LocalStack) or real AWS (`emulator: aws`)."""
+
+    emulator: Literal["moto", "localstack", "aws"] = "moto"
+    host: str = LOOPBACK
+    port: int = Field(4566, ge=1, le=65535)
+    region: str = "us-east-1"
+    # Emulators accept any key; real AWS takes them from the environment or `.env`.
+    access_key_id: SecretStr = SecretStr("test")
+    secret_access_key: SecretStr = SecretStr("test")
+    localstack_python: Path = Path(".venv-localstack/bin/python")
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The S3/Kinesis endpoint; None means real AWS and boto3's own resolution."""
+        return None if self.emulator == "aws" else f"http://{self.host}:{self.port}"
+
+    def boto3_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `boto3.client(...)` that reach this endpoint."""
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region_name": self.region,
+            "aws_access_key_id": self.access_key_id.get_secret_value(),
+            "aws_secret_access_key": self.secret_access_key.get_secret_value(),
+        }
+
+    def object_store_options(self) -> dict[str, str]:
+        """Storage options for delta-rs / object_store and for Tansu's S3 storage."""
+        options = {
+            "AWS_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": self.access_key_id.get_secret_value(),
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key.get_secret_value(),
+        }
+        if self.endpoint_url:
+            options |= {
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_ALLOW_HTTP": "true",
+                "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+            }
+        return options
+
+
+class MqttConfig(_Section):
+    host: str = LOOPBACK
+    port: int = Field(1883, ge=1, le=65535)
+    binary: Path = Path("/usr/sbin/mosquitto")
+
+
+class SparkConfig(_Section):
+    """Local mode by default; `iotlake up --cluster` starts a standalone master and worker."""
+
+    master: str = "local[2]"
+    master_port: int = Field(7077, ge=1, le=65535)
+    master_ui_port: int = Field(8080, ge=1, le=65535)
+    worker_ui_port: int = Field(8081, ge=1, le=65535)
+    worker_cores: int = Field(1, ge=1)
+    worker_memory: str = "2g"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = Field(4, ge=1)
+
+    @property
+    def cluster_url(self) -> str:
+        return f"spark://{LOOPBACK}:{self.master_port}"
+
+
+class LakeConfig(_Section):
+    """Where Delta tables, checkpoints and landing files live: a local path or `s3://...`."""
+
+    root: str = ".iotlake/lake"
+    bucket: str = "iotlake-lake"
+    landing_bucket: str = "iotlake-landing"
+
+
+class DashboardConfig(_Section):
+    host: str = LOOPBACK
+    port: int = Field(8501, ge=1, le=65535)
+
+
+class GatewayConfig(_Section):
+    host: str = LOOPBACK
+    port: int = Field(8000, ge=1, le=65535)
+    max_event_bytes: int = Field(4096, ge=64)
+    max_events_per_second_per_client: float = Field(10.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything iotlake needs to know about where it runs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IOTLAKE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+    )
+
+    profile: Profile = "embedded"
+    target: Target = "dev"
+    state_dir: Path = Path(".iotlake")
+    kafka: KafkaConfig = KafkaConfig()
+    aws: AwsConfig = AwsConfig()
+    mqtt: MqttConfig = MqttConfig()
+    spark: SparkConfig = SparkConfig()
+    lake: LakeConfig = LakeConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    gateway: GatewayConfig = GatewayConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment beats `.env`, which beats the file sections passed as init values."""
+        return env_settings, dotenv_settings, init_settings
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def lake_root(self) -> str:
+        """The target's table root: `<lake.root>/<target>`, so dev and prod never mix."""
+        return f"{self.lake.root.rstrip('/')}/{self.target}"
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML; fix the syntax there") from error
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'profiles' and 'targets'")
+    return content
+
+
+def _section(content: dict[str, Any], group: str, name: str, path: Path) -> dict[str, Any]:
+    sections = content.get(group) or {}
+    if name not in sections:
+        if not sections:
+            return {}
+        known = ", ".join(sorted(sections))
+        raise ConfigError(f"{path}: no {group[:-1]} '{name}' (known: {known}); pick one of those")
+    return sections[name] or {}
+
+
+def _one_line(error: ValidationError, path: Path) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    env = "IOTLAKE_" + "__".join(str(part).upper() for part in first["loc"])
+    given = first.get("input")
+    shown = "" if isinstance(given, dict) else f" (got {given!r})"
+    return f"config key '{key}': {first['msg']}{shown}; fix it in {path} or {env}"
+
+
+def load_settings(
+    profile: str | None = None,
+    target: str | None = None,
+    path: Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings for one profile and target; raise ConfigError with one line."""
+    path = path or Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+    content = _read_file(path)
+    profile = profile or os.environ.get("IOTLAKE_PROFILE") or "embedded"
+    target = target or os.environ.get("IOTLAKE_TARGET") or "dev"
+    values = _deep_merge(
+        _section(content, "profiles", profile, path),
+        _section(content, "targets", target, path),
+    )
+    values = _deep_merge(values, overrides) | {"profile": profile, "target": target}
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        raise ConfigError(_one_line(error, path)) from None
