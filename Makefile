@@ -13,7 +13,7 @@ demo: deps venv
 	$(BIN)/iotlake provision
 	$(BIN)/iotlake status
 
-test: deps venv
+test: deps venv localstack
 	$(BIN)/python -m pytest
 
 test-fast: deps venv
@@ -39,11 +39,17 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
 	touch $@
 
-# LocalStack host mode needs Python 3.13 (pyenv) and pins its own crypto stack.
-localstack:
-	$$(pyenv root)/versions/3.13.0/bin/python -m venv .venv-localstack
-	.venv-localstack/bin/pip install -q localstack-core==2026.3.0 'cbor2<6' \
+# LocalStack host mode (`iotlake up --aws localstack`) needs Python 3.13 and pins its own
+# crypto stack, so it gets a virtualenv of its own.
+# pyenv's shims answer `command -v` for versions that are not active, so ask pyenv first.
+PYTHON313 ?= $(shell p=$$(pyenv prefix 3.13.0 2>/dev/null) && echo $$p/bin/python || command -v python3.13)
+localstack: .venv-localstack/.installed
+
+.venv-localstack/.installed: Makefile
+	$(PYTHON313) -m venv .venv-localstack
+	.venv-localstack/bin/pip install -q 'localstack-core[runtime]==2026.3.0' 'cbor2<6' \
 	  pyopenssl==24.3.0 cryptography==44.0.3 'service_identity<25'
+	touch $@
 
 down:
 	$(BIN)/iotlake down

@@ -99,6 +99,10 @@ class SparkConfig(_Section):
     worker_cores: int = Field(1, ge=1)
     worker_memory: str = "2g"
     driver_memory: str = "2g"
+    # The address executors use to reach the driver: loopback for the embedded stack, the
+    # container's name under compose.
+    driver_host: str = LOOPBACK
+    ui_enabled: bool = False
     shuffle_partitions: int = Field(4, ge=1)
 
     @property
@@ -133,7 +137,9 @@ class Settings(BaseSettings):
         env_prefix="IOTLAKE_",
         env_nested_delimiter="__",
         env_file=".env",
-        extra="forbid",
+        # `.env` is shared with docker compose (MinIO credentials...): ignore its other keys.
+        # Unknown keys in iotlake.yml are refused by `_check_keys` instead.
+        extra="ignore",
     )
 
     profile: Profile = "embedded"
@@ -211,6 +217,17 @@ def _section(content: dict[str, Any], group: str, name: str, path: Path) -> dict
     return sections[name] or {}
 
 
+def _check_keys(values: dict[str, Any], path: Path) -> None:
+    """Refuse a misspelt top-level key in the file, which `extra="ignore"` would hide."""
+    known = set(Settings.model_fields)
+    for key in values:
+        if key not in known:
+            raise ConfigError(
+                f"config key '{key}' is unknown; known keys: {', '.join(sorted(known))} "
+                f"(fix it in {path})"
+            )
+
+
 def _one_line(error: ValidationError, path: Path) -> str:
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"])
@@ -236,6 +253,7 @@ def load_settings(
         _section(content, "targets", target, path),
     )
     values = _deep_merge(values, overrides) | {"profile": profile, "target": target}
+    _check_keys(values, path)
     try:
         return Settings(**values)
     except ValidationError as error:

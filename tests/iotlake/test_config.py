@@ -31,7 +31,7 @@ def test_embedded_dev_is_the_default_and_binds_loopback():
 def test_compose_prod_takes_its_profile_and_target_sections():
     settings = load_settings("compose", "prod", path=CONFIG)
     assert settings.aws.emulator == "localstack"
-    assert settings.spark.master == "spark://127.0.0.1:7077"
+    assert settings.spark.master == "local[2]"
     assert settings.spark.shuffle_partitions == 16
     assert settings.lake_root == "s3://iotlake-lake/prod"
 
@@ -60,6 +60,15 @@ def test_misspelt_key_in_file_is_refused(tmp_path):
     bad.write_text("profiles:\n  embedded:\n    kafka:\n      prot: 1\n")
     with pytest.raises(ConfigError, match=r"'kafka.prot': Extra inputs are not permitted"):
         load_settings(path=bad)
+    bad.write_text("profiles:\n  embedded:\n    kafak:\n      port: 1\n")
+    with pytest.raises(ConfigError, match=r"config key 'kafak' is unknown"):
+        load_settings(path=bad)
+
+
+def test_env_file_shared_with_compose_does_not_break_the_cli(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("MINIO_ROOT_USER=lake\nIOTLAKE_MQTT__PORT=11883\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(path=CONFIG).mqtt.port == 11883
 
 
 def test_broken_yaml_names_the_line(tmp_path):

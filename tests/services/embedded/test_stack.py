@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 
+import boto3
 import psutil
 import pytest
 
@@ -104,3 +105,30 @@ def test_down_does_not_touch_a_process_that_reused_a_recorded_pid(tmp_path):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+@pytest.mark.slow
+def test_localstack_host_mode_serves_s3_and_kinesis(tmp_path):
+    settings = settings_for(tmp_path)
+    settings = settings.model_copy(
+        update={"aws": settings.aws.model_copy(update={"emulator": "localstack"})}
+    )
+    embedded.up(settings, report=lambda line: None)
+    try:
+        s3 = boto3.client("s3", **settings.aws.boto3_kwargs())
+        s3.create_bucket(Bucket="landing")
+        s3.put_object(Bucket="landing", Key="a.json", Body=b"{}")
+        kinesis = boto3.client("kinesis", **settings.aws.boto3_kwargs())
+        kinesis.create_stream(StreamName="dais2023", ShardCount=2)
+        kinesis.get_waiter("stream_exists").wait(StreamName="dais2023", WaiterConfig={"Delay": 0.5})
+        put = kinesis.put_record(
+            StreamName="dais2023", Data=b'{"magnitude": 3}', PartitionKey="partition-client-1"
+        )
+        iterator = kinesis.get_shard_iterator(
+            StreamName="dais2023", ShardId=put["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = kinesis.get_records(ShardIterator=iterator)["Records"]
+        assert s3.get_object(Bucket="landing", Key="a.json")["Body"].read() == b"{}"
+        assert [r["Data"] for r in records] == [b'{"magnitude": 3}']
+    finally:
+        embedded.down(settings, report=lambda line: None)
