@@ -23,9 +23,7 @@ def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession
         SparkSession.builder.appName(app_name)
         .master(spark.master)
         .config("spark.driver.host", spark.driver_host)
-        .config(
-            "spark.driver.bindAddress", LOOPBACK if spark.driver_host == LOOPBACK else "0.0.0.0"
-        )
+        .config("spark.driver.bindAddress", bind_address)
         .config("spark.driver.memory", spark.driver_memory)
         .config("spark.sql.shuffle.partitions", str(spark.shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
