@@ -130,6 +130,35 @@ class GatewayConfig(_Section):
     max_events_per_second_per_client: float = Field(10.0, gt=0)
 
 
+class PipelinesConfig(_Section):
+    """How the runner drives streaming queries."""
+
+    trigger_seconds: float = Field(2.0, gt=0)
+
+
+class SeismographConfig(_Section):
+    """The DAIS motion demo's numbers (SEEDS.md): bins, windows and watermark."""
+
+    transport: Literal["kinesis", "kafka"] = "kinesis"
+    stream: str = "dais2023"
+    heatmap_bin_seconds: int = Field(2, ge=1)
+    plot3d_bin_seconds: int = Field(10, ge=1)
+    live_window_seconds: int = Field(1, ge=1)
+    live_watermark_seconds: int = Field(3, ge=0)
+    live_windows_shown: int = Field(30, ge=1)
+    # Bounds the heat map's streaming state: bins older than this behind the newest event
+    # are final. The original computed it in batch; an hour covers any live demo.
+    heatmap_watermark_seconds: int = Field(3600, ge=0)
+
+
+class AwsIotConfig(_Section):
+    """The AWS Kinesis -> Delta PoC: stream name and its single anomaly rule."""
+
+    transport: Literal["kinesis", "kafka"] = "kinesis"
+    stream: str = "iot-sensor-data-stream"
+    critical_temperature_c: float = 28.0
+
+
 class Settings(BaseSettings):
     """Everything iotlake needs to know about where it runs."""
 
@@ -152,6 +181,9 @@ class Settings(BaseSettings):
     lake: LakeConfig = LakeConfig()
     dashboard: DashboardConfig = DashboardConfig()
     gateway: GatewayConfig = GatewayConfig()
+    pipelines: PipelinesConfig = PipelinesConfig()
+    seismograph: SeismographConfig = SeismographConfig()
+    aws_iot: AwsIotConfig = AwsIotConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,66 @@
+"""What every dashboard page shares: settings, the live refresh, empty states, read errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from deltalake.exceptions import DeltaError
+
+from iotlake.config import Settings, load_settings
+
+REFRESH_KEY = "refresh_seconds"
+DEFAULT_REFRESH_SECONDS = 5
+# No plotly toolbar: it covers the titles of half-width charts; drag still zooms or rotates
+# and a double click resets.
+PLOTLY_CONFIG = {"displayModeBar": False}
+
+
+@st.cache_resource(show_spinner=False)
+def settings() -> Settings:
+    """The one Settings object of this dashboard process (iotlake.yml + IOTLAKE_* variables)."""
+    return load_settings()
+
+
+def refresh_interval() -> float | None:
+    """Seconds between automatic refreshes, as chosen in the sidebar; None turns them off."""
+    seconds = st.session_state.get(REFRESH_KEY, DEFAULT_REFRESH_SECONDS)
+    return float(seconds) if seconds else None
+
+
+def live(body: Callable[[], None]) -> None:
+    """Run `body` as a fragment that reruns by itself every refresh interval.
+
+    Only the fragment reruns, so the sidebar and the page's controls keep their state while
+    the charts follow the tables.
+    """
+    st.fragment(run_every=refresh_interval())(body)()
+
+
+def chart(figure: go.Figure, key: str) -> None:
+    """Draw a figure across its column, the same way on every page."""
+    st.plotly_chart(figure, key=key, config=PLOTLY_CONFIG)
+
+
+def empty_state(system: str, table: str) -> None:
+    """Say which table has no data yet and which command fills it."""
+    st.info(f"No data yet in `{table}` — start the pipeline with `iotlake run {system}`")
+
+
+def read(reader: Callable[[], pd.DataFrame], system: str, table: str) -> pd.DataFrame | None:
+    """The rows a query returns, or None once the user has been told why there are none.
+
+    An unreachable store or an unreadable table is reported on the page in one line, so one
+    broken table does not hide the charts of the others.
+    """
+    try:
+        frame = reader()
+    except (DeltaError, OSError) as error:
+        st.error(f"Cannot read `{system}/{table}`: {error}")
+        return None
+    if frame.empty:
+        empty_state(system, table)
+        return None
+    return frame

@@ -1,0 +1,1 @@
+"""Tests of the Streamlit dashboard: charts, pages (AppTest) and a real browser."""

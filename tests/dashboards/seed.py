@@ -1,0 +1,231 @@
+"""Small, known Delta tables for the dashboard tests, written with delta-rs like the pipelines'.
+
+The gold tables are derived from generated silver rows with pandas, independently of the
+dashboard's code, so tests can compare what the dashboard shows with numbers computed here.
+Timestamps are fixed in the past (the DAIS 2023 day, the AWS PoC's sample day): the dashboard
+must anchor its windows on the data, not on the wall clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from deltalake import write_deltalake
+
+from dashboards.queries import AWS_IOT, SEISMOGRAPH, table_uri
+from iotlake.config import Settings
+
+UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+# Column types of the table contract (FLOAT -> float32, BIGINT -> int64, TIMESTAMP -> UTC us).
+SCHEMAS: dict[str, pa.Schema] = {
+    "global_stat": pa.schema(
+        [
+            ("events", pa.int64()),
+            ("max", pa.float32()),
+            ("min", pa.float32()),
+            ("avg", pa.float64()),
+            ("stddev", pa.float64()),
+        ]
+    ),
+    "max_magn_by_device": pa.schema([("device", pa.string()), ("max_magn", pa.float32())]),
+    "magn_heatmap": pa.schema(
+        [("device", pa.string()), ("time_bin", UTC_TIMESTAMP), ("magn", pa.float32())]
+    ),
+    "magn_live": pa.schema(
+        [("window_start", UTC_TIMESTAMP), ("window_end", UTC_TIMESTAMP), ("avg_magn", pa.float64())]
+    ),
+    "temperature_trend": pa.schema(
+        [("time_window", UTC_TIMESTAMP), ("average_fleet_temp", pa.float64())]
+    ),
+    "critical_by_device": pa.schema(
+        [("device_id", pa.string()), ("time_window", UTC_TIMESTAMP), ("critical_count", pa.int64())]
+    ),
+    "event_log": pa.schema(
+        [
+            ("timestamp", UTC_TIMESTAMP),
+            ("system", pa.string()),
+            ("table", pa.string()),
+            ("batch_id", pa.int64()),
+            ("expectation", pa.string()),
+            ("action", pa.string()),
+            ("passed", pa.int64()),
+            ("failed", pa.int64()),
+            ("rows_in", pa.int64()),
+            ("rows_out", pa.int64()),
+            ("duration_ms", pa.int64()),
+        ]
+    ),
+}
+
+DAIS_START = pd.Timestamp("2023-05-24T18:56:00Z")
+POC_END = pd.Timestamp("2024-05-24T17:00:00Z")
+
+
+@dataclass
+class SeededSystem:
+    """The frames written for one system, keyed by table name."""
+
+    system: str
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def sensor_events(devices: int = 6, seconds: int = 120, seed: int = 7) -> pd.DataFrame:
+    """Silver `sensor` rows: each phone sends 5 events/s, mostly small, a few big shakes."""
+    rng = np.random.default_rng(seed)
+    ids = [f"client-{rng.integers(16**12):012x}" for _ in range(devices)]
+    times = DAIS_START + pd.to_timedelta(np.arange(seconds * 5) * 200, unit="ms")
+    frames = []
+    for number, device in enumerate(ids):
+        magn = rng.poisson(2 + number, size=len(times)).astype(float)
+        magn[rng.integers(len(times), size=3)] = rng.integers(20, 30 * (number + 1), size=3)
+        frames.append(pd.DataFrame({"device": device, "time": times, "magn": magn}))
+    events = pd.concat(frames, ignore_index=True)
+    events.loc[events["magn"].idxmax(), "magn"] = 231.0  # the DAIS record
+    return events
+
+
+def seismograph_gold(sensor: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The four gold tables as the pipeline defines them, computed with pandas."""
+    magn = sensor["magn"]
+    heatmap = (
+        sensor.assign(time_bin=sensor["time"].dt.floor("2s"))
+        .groupby(["device", "time_bin"], as_index=False)["magn"]
+        .max()
+    )
+    live = (
+        sensor.assign(window_start=sensor["time"].dt.floor("1s"))
+        .groupby("window_start", as_index=False)["magn"]
+        .mean()
+        .rename(columns={"magn": "avg_magn"})
+    )
+    live["window_end"] = live["window_start"] + pd.Timedelta(seconds=1)
+    return {
+        "global_stat": pd.DataFrame(
+            {
+                "events": [len(magn)],
+                "max": [magn.max()],
+                "min": [magn.min()],
+                "avg": [magn.mean()],
+                "stddev": [magn.std()],
+            }
+        ),
+        "max_magn_by_device": sensor.groupby("device", as_index=False)["magn"]
+        .max()
+        .rename(columns={"magn": "max_magn"}),
+        "magn_heatmap": heatmap,
+        "magn_live": live[["window_start", "window_end", "avg_magn"]],
+    }
+
+
+def processed_readings(devices: int = 5, hours: int = 26, seed: int = 11) -> pd.DataFrame:
+    """Silver `iot_sensor_processed` essentials: one reading per device per minute."""
+    rng = np.random.default_rng(seed)
+    ids = [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(devices)]
+    minutes = pd.date_range(end=POC_END, periods=hours * 60, freq="min")
+    rows = pd.DataFrame(
+        {
+            "device_id": np.repeat(ids, len(minutes)),
+            "event_timestamp": np.tile(minutes, devices),
+            "temperature_c": rng.uniform(18.0, 30.0, size=devices * len(minutes)).round(2),
+        }
+    )
+    rows["is_critical"] = rows["temperature_c"] > 28.0
+    return rows
+
+
+def aws_iot_gold(readings: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """`temperature_trend` and `critical_by_device`, per minute, computed with pandas."""
+    minute = readings["event_timestamp"].dt.floor("min")
+    trend = (
+        readings.assign(time_window=minute)
+        .groupby("time_window", as_index=False)["temperature_c"]
+        .mean()
+        .rename(columns={"temperature_c": "average_fleet_temp"})
+    )
+    critical = (
+        readings[readings["is_critical"]]
+        .assign(time_window=minute)
+        .groupby(["device_id", "time_window"], as_index=False)
+        .size()
+        .rename(columns={"size": "critical_count"})
+    )
+    return {"temperature_trend": trend, "critical_by_device": critical}
+
+
+def event_log(system: str, table: str, batches: int = 6, seed: int = 3) -> pd.DataFrame:
+    """An event log: per batch, one flow row and one row per expectation of `table`."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for batch in range(batches):
+        at = DAIS_START + pd.Timedelta(seconds=10 * batch)
+        rows_in = int(rng.integers(200, 400))
+        dropped = int(rng.integers(0, 10))
+        warned = int(rng.integers(0, 5))
+        rows.append(_log_row(at, system, table, batch, "device is set", "drop", rows_in, dropped))
+        rows.append(_log_row(at, system, table, batch, "magn is positive", "warn", rows_in, warned))
+        flow = _log_row(at, system, table, batch, None, None, None, None)
+        flow |= {"rows_in": rows_in, "rows_out": rows_in - dropped, "duration_ms": 100 + batch}
+        rows.append(flow)
+    return pd.DataFrame(rows)
+
+
+def _log_row(
+    at: pd.Timestamp,
+    system: str,
+    table: str,
+    batch: int,
+    expectation: str | None,
+    action: str | None,
+    rows_in: int | None,
+    failed: int | None,
+) -> dict[str, object]:
+    """One event_log row; flow rows carry no expectation and no pass/fail counts."""
+    return {
+        "timestamp": at,
+        "system": system,
+        "table": table,
+        "batch_id": batch,
+        "expectation": expectation,
+        "action": action,
+        "passed": None if rows_in is None else rows_in - failed,
+        "failed": failed,
+        "rows_in": None,
+        "rows_out": None,
+        "duration_ms": None,
+    }
+
+
+def write_table(settings: Settings, system: str, table: str, frame: pd.DataFrame) -> None:
+    """Overwrite one table at the contract's location with the contract's column types."""
+    uri = table_uri(settings, system, table)
+    options = settings.aws.object_store_options() if uri.startswith("s3://") else None
+    data = pa.Table.from_pandas(frame, schema=SCHEMAS[table], preserve_index=False)
+    write_deltalake(uri, data, mode="overwrite", storage_options=options)
+
+
+def seed_seismograph(settings: Settings) -> SeededSystem:
+    """Write the seismograph's gold tables and event log; return what was written."""
+    seeded = SeededSystem(SEISMOGRAPH, seismograph_gold(sensor_events()))
+    seeded.tables["event_log"] = event_log(SEISMOGRAPH, "sensor")
+    for table, frame in seeded.tables.items():
+        write_table(settings, SEISMOGRAPH, table, frame)
+    return seeded
+
+
+def seed_aws_iot(settings: Settings) -> SeededSystem:
+    """Write the aws-iot gold tables and event log; return what was written."""
+    seeded = SeededSystem(AWS_IOT, aws_iot_gold(processed_readings()))
+    seeded.tables["event_log"] = event_log(AWS_IOT, "iot_sensor_processed", batches=4, seed=5)
+    for table, frame in seeded.tables.items():
+        write_table(settings, AWS_IOT, table, frame)
+    return seeded
+
+
+def seed_lake(settings: Settings) -> dict[str, SeededSystem]:
+    """Every table the dashboard reads, for both systems."""
+    return {SEISMOGRAPH: seed_seismograph(settings), AWS_IOT: seed_aws_iot(settings)}

@@ -1,0 +1,165 @@
+"""Every page renders headless over seeded Delta tables, and explains an empty lake."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from iotlake.config import Settings, load_settings
+from tests.dashboards.seed import (
+    POC_END,
+    SCHEMAS,
+    SeededSystem,
+    seed_lake,
+    seed_seismograph,
+    write_table,
+)
+
+APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+PAGES = ["views/seismograph.py", "views/aws_iot.py", "views/data_quality.py"]
+# The table whose absence each page reports first.
+FIRST_TABLE = {
+    "views/seismograph.py": "global_stat",
+    "views/aws_iot.py": "temperature_trend",
+    "views/data_quality.py": "event_log",
+}
+
+
+def _point_app_at(monkeypatch: pytest.MonkeyPatch, root: str, state_dir: Path) -> Settings:
+    """Settings the app will load: the lake root and state dir come from IOTLAKE_* variables."""
+    monkeypatch.setenv("IOTLAKE_LAKE__ROOT", root)
+    monkeypatch.setenv("IOTLAKE_STATE_DIR", str(state_dir))
+    # The app caches its settings per process; AppTest runs in this process.
+    st.cache_resource.clear()
+    return load_settings()
+
+
+@pytest.fixture
+def empty_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    settings = _point_app_at(monkeypatch, str(tmp_path / "lake"), tmp_path)
+    yield settings
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def seeded(empty_lake: Settings) -> dict[str, SeededSystem]:
+    return seed_lake(empty_lake)
+
+
+def _open(page: str) -> AppTest:
+    """Run the app, switch to `page` and run it; fail on any exception the page raised."""
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.run()
+    app.switch_page(page).run()
+    assert not app.exception, [error.message for error in app.exception]
+    return app
+
+
+def _metrics(app: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in app.metric}
+
+
+def test_seismograph_page_shows_global_statistics_and_four_charts(seeded):
+    stat = seeded["seismograph"].tables["global_stat"].iloc[0]
+
+    app = _open("views/seismograph.py")
+
+    assert _metrics(app) == {
+        "Events": f"{int(stat['events']):,}",
+        "Max magnitude": "231",
+        "Avg magnitude": str(round(stat["avg"])),
+        "Stddev": str(round(stat["stddev"])),
+    }
+    assert len(app.get("plotly_chart")) == 4
+    assert not app.info
+
+
+def test_aws_iot_page_shows_newest_fleet_temperature_and_last_24h_anomalies(seeded):
+    gold = seeded["aws-iot"].tables
+    newest = gold["temperature_trend"].sort_values("time_window").iloc[-1]
+    critical = gold["critical_by_device"]
+    last_day = critical["time_window"] > POC_END - pd.Timedelta(hours=24)
+    expected_critical = int(critical.loc[last_day, "critical_count"].sum())
+    assert expected_critical < int(critical["critical_count"].sum())  # the window matters
+
+    app = _open("views/aws_iot.py")
+
+    assert _metrics(app) == {
+        "Fleet temperature, newest minute": f"{newest['average_fleet_temp']:.2f} °C",
+        "Critical readings, 24 h": f"{expected_critical:,}",
+    }
+    assert len(app.get("plotly_chart")) == 2
+
+
+def test_data_quality_page_sums_each_systems_event_log(seeded):
+    def expected(system: str) -> dict[str, str]:
+        log = seeded[system].tables["event_log"]
+        checks = log[log["expectation"].notna()]
+        return {
+            "Tables reporting": "1",
+            "Failed expectation rows": f"{int(checks['failed'].sum()):,}",
+            "Rows dropped": f"{int(checks.loc[checks['action'] == 'drop', 'failed'].sum()):,}",
+        }
+
+    app = _open("views/data_quality.py")
+    first = _metrics(app)
+    app.selectbox(key="dq_system").select("aws-iot").run()
+
+    assert first == expected("seismograph")
+    assert _metrics(app) == expected("aws-iot")
+    assert len(app.get("plotly_chart")) == 2
+    assert app.dataframe[0].value["batch_id"].tolist() == [3]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_on_an_empty_lake_says_which_table_has_no_data_yet(empty_lake, page):
+    app = _open(page)
+
+    messages = [info.value for info in app.info]
+    assert f"No data yet in `{FIRST_TABLE[page]}`" in messages[0]
+    assert "iotlake run" in messages[0]
+    assert not app.get("plotly_chart")
+    assert not app.metric
+
+
+def test_a_table_that_exists_without_rows_shows_the_empty_state(empty_lake):
+    empty = pd.DataFrame(columns=list(SCHEMAS["global_stat"].names))
+    write_table(empty_lake, "seismograph", "global_stat", empty)
+
+    app = _open("views/seismograph.py")
+
+    assert "No data yet in `global_stat`" in app.info[0].value
+    assert not app.metric
+
+
+def test_a_bad_setting_is_shown_as_one_line_instead_of_a_traceback(empty_lake, monkeypatch):
+    monkeypatch.setenv("IOTLAKE_AWS__PORT", "0")
+    st.cache_resource.clear()
+
+    app = AppTest.from_file(str(APP), default_timeout=60).run()
+
+    assert not app.exception
+    assert "aws.port" in app.error[0].value
+    assert "IOTLAKE_AWS__PORT" in app.error[0].value
+
+
+def test_seismograph_page_reads_tables_on_s3(stack, tmp_path, monkeypatch):
+    root = f"s3://{stack.lake.bucket}/dashboard-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("IOTLAKE_AWS__PORT", str(stack.aws.port))
+    monkeypatch.setenv("IOTLAKE_AWS__EMULATOR", stack.aws.emulator)
+    settings = _point_app_at(monkeypatch, root, tmp_path)
+    try:
+        seeded = seed_seismograph(settings)
+
+        app = _open("views/seismograph.py")
+
+        events = int(seeded.tables["global_stat"].iloc[0]["events"])
+        assert _metrics(app)["Events"] == f"{events:,}"
+        assert len(app.get("plotly_chart")) == 4
+    finally:
+        st.cache_resource.clear()
