@@ -1,0 +1,315 @@
+"""The aws-iot sensor simulator: five devices, one reading each per second, into Kinesis.
+
+Each record is what the original `iot_producer.py` sent:
+`{"device_id": "<uuid4>", "timestamp": <epoch ms>, "metrics": {"temperature_c": U(18,30),
+"pressure_hpa": U(980,1030), "humidity_percent": U(40,70)} (2 dp), "status":
+HEALTHY|WARNING|CRITICAL (uniform, independent of the metrics), "region": "us-east-1"}`,
+PartitionKey = device_id, to the Kinesis stream `iot-sensor-data-stream` (or the Kafka topic
+of that name). After a failed call it waits `--retry-sleep` seconds (5, as the original) and
+sends the same records again.
+
+`generate_records` is the pure generator (same seed and start, same records); `run` paces it
+in real time and sends; `main` is the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from iotlake.config import ConfigError, Settings, load_settings
+from services.producers.transport import (
+    TARGETS,
+    PumpOptions,
+    PumpResult,
+    Record,
+    SendStats,
+    Target,
+    final_line,
+    make_sender,
+    pump,
+    say,
+    stop_on_signals,
+)
+
+STREAM = "iot-sensor-data-stream"
+STATUSES = ("HEALTHY", "WARNING", "CRITICAL")
+REGION = "us-east-1"
+TEMPERATURE_C = (18.0, 30.0)
+PRESSURE_HPA = (980.0, 1030.0)
+HUMIDITY_PERCENT = (40.0, 70.0)
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """The devices and how often each reports; with a seed, every record is reproducible."""
+
+    devices: int = 5
+    rate: float = 1.0
+    seed: int | None = None
+    region: str = REGION
+
+    def __post_init__(self) -> None:
+        if self.devices < 1:
+            raise ValueError("devices must be at least 1")
+        if not 0 < self.rate <= 1000:
+            raise ValueError("rate must be in (0, 1000] records per device per second")
+
+    @property
+    def period_ms(self) -> int:
+        return max(1, round(1000 / self.rate))
+
+
+class SensorFleet:
+    """The devices and the tick schedule: every period, one record per device, in order."""
+
+    def __init__(self, config: SensorConfig, start_ms: int) -> None:
+        self.config = config
+        self._rng = random.Random(config.seed)
+        self.device_ids = [
+            str(uuid.UUID(int=self._rng.getrandbits(128), version=4)) for _ in range(config.devices)
+        ]
+        self._tick_ms = start_ms
+        self._next_device = 0
+
+    def next_due_ms(self) -> int:
+        return self._tick_ms
+
+    def records_due(self, now_ms: int, limit: int | None = None) -> list[dict]:
+        """Every record due by `now_ms` (at most `limit`), in tick and device order.
+
+        A tick that fell a whole period behind (the sender was slow or down) happens at
+        `now_ms` instead: the original slept one second after each round, so it never
+        caught up with a backlog either.
+        """
+        period = self.config.period_ms
+        out: list[dict] = []
+        while self._tick_ms <= now_ms and (limit is None or len(out) < limit):
+            if self._next_device == 0 and now_ms - self._tick_ms >= period:
+                self._tick_ms = now_ms
+            out.append(self._reading(self.device_ids[self._next_device], self._tick_ms))
+            self._next_device += 1
+            if self._next_device == len(self.device_ids):
+                self._next_device = 0
+                self._tick_ms += period
+        return out
+
+    def _reading(self, device_id: str, timestamp_ms: int) -> dict:
+        rng = self._rng
+        return {
+            "device_id": device_id,
+            "timestamp": timestamp_ms,
+            "metrics": {
+                "temperature_c": round(rng.uniform(*TEMPERATURE_C), 2),
+                "pressure_hpa": round(rng.uniform(*PRESSURE_HPA), 2),
+                "humidity_percent": round(rng.uniform(*HUMIDITY_PERCENT), 2),
+            },
+            "status": rng.choice(STATUSES),
+            "region": self.config.region,
+        }
+
+
+def generate_records(
+    config: SensorConfig,
+    start_ms: int,
+    *,
+    records: int | None = None,
+    duration: float | None = None,
+) -> Iterator[dict]:
+    """The readings from `start_ms` on, without sending: `records` of them or `duration` s."""
+    if records is None and duration is None:
+        raise ValueError("give records or duration, or the generator never ends")
+    fleet = SensorFleet(config, start_ms)
+    end_ms = None if duration is None else start_ms + round(duration * 1000)
+    produced = 0
+    while records is None or produced < records:
+        now = fleet.next_due_ms()
+        if end_ms is not None and now >= end_ms:
+            return
+        for reading in fleet.records_due(now, None if records is None else records - produced):
+            produced += 1
+            yield reading
+
+
+def to_record(reading: dict) -> Record:
+    """The Kinesis record: `json.dumps` of the reading, keyed by its device."""
+    return Record(reading["device_id"], json.dumps(reading).encode())
+
+
+class SensorSource:
+    """The fleet as a `Source` for the shared send loop."""
+
+    def __init__(self, fleet: SensorFleet) -> None:
+        self.fleet = fleet
+
+    def next_due_ms(self) -> int:
+        return self.fleet.next_due_ms()
+
+    def emit_due(self, now_ms: int, limit: int | None) -> tuple[list[Record], int]:
+        readings = self.fleet.records_due(now_ms, limit)
+        return [to_record(reading) for reading in readings], len(readings)
+
+    def drain(self) -> list[Record]:
+        return []
+
+
+@dataclass(frozen=True)
+class SensorOptions:
+    """Everything `iotlake produce aws-iot` takes."""
+
+    sensors: SensorConfig = SensorConfig()
+    # None: the system's `transport` and `stream` in the settings (what its pipeline reads).
+    target: Target | None = None
+    stream: str | None = None
+    duration: float | None = None
+    records: int | None = None
+    progress_every: float = 5.0
+    retry_sleep: float = 5.0
+    linger_ms: float = 50.0
+    stop_timeout: float = 30.0
+
+
+def resolved(options: SensorOptions, settings: Settings) -> SensorOptions:
+    """Fill the target and stream the command line left open from the settings."""
+    return replace(
+        options,
+        target=options.target or settings.aws_iot.transport,
+        stream=options.stream or settings.aws_iot.stream,
+    )
+
+
+def run(
+    settings: Settings,
+    options: SensorOptions,
+    *,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] | None = None,
+    report: Callable[[str], None] = say,
+) -> PumpResult:
+    """Send readings in real time (or on an injected clock) until told to stop."""
+    stop = stop or threading.Event()
+    options = resolved(options, settings)
+    sender = make_sender(
+        settings,
+        options.target,
+        options.stream,
+        linger=options.linger_ms / 1000,
+        retry_sleep=options.retry_sleep,
+        report=report,
+        interrupt=stop,
+        clock=clock,
+    )
+    start_ms = round(clock() * 1000)  # the schedule starts once the client is ready
+    fleet = SensorFleet(options.sensors, start_ms)
+    target = "Kinesis stream" if options.target == "kinesis" else "Kafka topic"
+    rate = options.sensors.devices * 1000 / options.sensors.period_ms
+    report(
+        f"{options.sensors.devices} devices -> {target} {options.stream}, "
+        f"{rate:g} records/s planned"
+    )
+    return pump(
+        SensorSource(fleet),
+        sender,
+        PumpOptions(
+            duration=options.duration,
+            limit=options.records,
+            progress_every=options.progress_every,
+            stop_timeout=options.stop_timeout,
+            unit="records",
+        ),
+        stop=stop,
+        clock=clock,
+        sleep=sleep,
+        report=report,
+        started=start_ms / 1000,
+    )
+
+
+def send_records(
+    settings: Settings,
+    readings: Iterable[dict],
+    *,
+    target: Target | None = None,
+    stream: str | None = None,
+    timeout: float = 60.0,
+) -> SendStats:
+    """Send already generated readings as fast as the target takes them (for pipeline tests)."""
+    sender = make_sender(
+        settings,
+        target or settings.aws_iot.transport,
+        stream or settings.aws_iot.stream,
+        linger=0.0,
+        retry_sleep=1.0,
+        report=lambda line: None,
+    )
+    sender.send(to_record(reading) for reading in readings)
+    sender.close(timeout)
+    return sender.stats
+
+
+def parse_args(argv: list[str] | None = None) -> SensorOptions:
+    parser = argparse.ArgumentParser(
+        prog="iotlake produce aws-iot",
+        description="IoT sensors sending temperature, pressure and humidity readings.",
+    )
+    parser.add_argument("--devices", type=int, default=5, help="number of devices (5)")
+    parser.add_argument("--rate", type=float, default=1.0, help="records per device per second (1)")
+    limit = parser.add_argument_group("how long (default: until SIGTERM/SIGINT)")
+    limit.add_argument("--duration", type=float, help="seconds to run")
+    limit.add_argument("--records", type=int, help="stop after this many records")
+    parser.add_argument(
+        "--target", choices=TARGETS, help="default: aws_iot.transport in the settings (kinesis)"
+    )
+    parser.add_argument(
+        "--stream", help=f"Kinesis stream or Kafka topic (default: aws_iot.stream, {STREAM})"
+    )
+    parser.add_argument("--seed", type=int, help="reproducible device ids and readings")
+    parser.add_argument("--progress-every", type=float, default=5.0, help="seconds (5)")
+    parser.add_argument(
+        "--retry-sleep", type=float, default=5.0, help="seconds to wait after a failed call (5)"
+    )
+    parser.add_argument("--linger-ms", type=float, default=50.0, help="batching delay in ms (50)")
+    parser.add_argument(
+        "--stop-timeout", type=float, default=30.0, help="seconds to flush when stopping (30)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        sensors = SensorConfig(devices=args.devices, rate=args.rate, seed=args.seed)
+    except ValueError as error:
+        parser.error(str(error))
+    return SensorOptions(
+        sensors=sensors,
+        target=args.target,
+        stream=args.stream,
+        duration=args.duration,
+        records=args.records,
+        progress_every=args.progress_every,
+        retry_sleep=args.retry_sleep,
+        linger_ms=args.linger_ms,
+        stop_timeout=args.stop_timeout,
+    )
+
+
+def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
+    """Command line: 0 when everything generated was sent, 1 when some stayed unsent."""
+    options = parse_args(argv)
+    try:
+        settings = settings or load_settings()
+    except ConfigError as error:
+        print(f"iotlake: {error}", file=sys.stderr)
+        return 2
+    result = run(settings, options, stop=stop_on_signals())
+    say(final_line(result, "records"))
+    return 0 if result.stats.unsent == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
