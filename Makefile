@@ -9,9 +9,7 @@ APT_PACKAGES := mosquitto chromium chromium-driver docker-compose
 .PHONY: demo test test-fast lint deps venv localstack down clean
 
 demo: deps venv
-	$(BIN)/iotlake up
-	$(BIN)/iotlake provision
-	$(BIN)/iotlake status
+	$(BIN)/iotlake demo
 
 test: deps venv localstack
 	$(BIN)/python -m pytest

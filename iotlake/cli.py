@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -118,3 +119,175 @@ def provision(
     for change in changes:
         typer.echo(change)
     typer.echo(f"{len(changes)} change(s)")
+
+
+def _systems(system: str) -> list[str]:
+    from spark_jobs.runner import SYSTEMS
+
+    if system == "all":
+        return list(SYSTEMS)
+    if system not in SYSTEMS:
+        raise fail(f"unknown system {system!r}; known: all, {', '.join(SYSTEMS)}", 2)
+    return [system]
+
+
+@app.command()
+def run(
+    system: Annotated[str, typer.Argument(help="a system, or all")],
+    once: Annotated[bool, typer.Option("--once", help="process what is there, then stop")] = False,
+    continuous: Annotated[bool, typer.Option("--continuous", help="run until Ctrl-C")] = False,
+) -> None:
+    """Run a system's tables as streaming queries (bronze -> silver -> gold)."""
+    from spark_jobs.quality import ExpectationFailed
+    from spark_jobs.runner import run_continuous, run_once
+    from spark_jobs.session import spark_session
+
+    if once and continuous:
+        raise fail("choose one of --once and --continuous", 2)
+    systems = _systems(system)
+    spark = spark_session(settings(), f"iotlake-{system}")
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        if once:
+            for name in systems:
+                run_once(spark, settings(), name, report=typer.echo)
+        else:
+            run_continuous(spark, settings(), systems, report=typer.echo)
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+    except (ExpectationFailed, RuntimeError) as error:
+        raise fail(str(error)) from None
+    finally:
+        spark.stop()
+
+
+@app.command()
+def expectations() -> None:
+    """Write the Great Expectations suites generated from the tables' declared rules."""
+    from expectations.suites import write_suites
+    from spark_jobs.runner import SYSTEMS, load_system
+
+    specs = [spec for system in SYSTEMS for spec in load_system(system)]
+    changed = write_suites(specs)
+    for path in changed:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"{len(specs)} suites, {len(changed)} changed")
+
+
+@app.command()
+def check(system: Annotated[str, typer.Argument(help="a system, or all")] = "all") -> None:
+    """Validate whole silver and gold tables against their Great Expectations suites."""
+    from expectations.suites import validate
+    from spark_jobs.io.delta_source import open_table, read_table
+    from spark_jobs.io.storage import storage_options
+    from spark_jobs.runner import load_system, location
+    from spark_jobs.session import spark_session
+
+    current = settings()
+    spark = spark_session(current, "iotlake-check")
+    spark.sparkContext.setLogLevel("ERROR")
+    unmet = 0
+    try:
+        for name in _systems(system):
+            for spec in load_system(name):
+                uri = location(current, spec)
+                if spec.layer == "bronze" or open_table(uri, storage_options(current, uri)) is None:
+                    continue
+                for outcome in validate(read_table(spark, uri, current), spec):
+                    unmet += not outcome.success
+                    state = "ok" if outcome.success else f"{outcome.unexpected} unexpected"
+                    typer.echo(f"{outcome.table:<34} {outcome.expectation:<34} {state}")
+    finally:
+        spark.stop()
+    if unmet:
+        raise fail(f"{unmet} expectation(s) unmet")
+
+
+@app.command()
+def demo(
+    phones: Annotated[int, typer.Option(help="simulated phones (130 at DAIS)")] = 130,
+) -> None:
+    """Stack up, provision, producers at the originals' load, pipelines, gateway, dashboard."""
+    from services.embedded.jobs import demo_specs
+    from services.embedded.stack import StackError
+    from services.embedded.stack import status as stack_status
+    from services.embedded.stack import up as stack_up
+    from services.provisioning.apply import provision as apply
+    from services.provisioning.resources import SYSTEMS
+
+    current = settings()
+    try:
+        fresh_emulator = not any(row.name == "aws" and row.pid for row in stack_status(current))
+        stack_up(current, report=typer.echo)
+        if fresh_emulator:
+            _set_aside_stale_lake(current)
+        for change in apply(current, SYSTEMS):
+            typer.echo(change)
+        stack_up(current, report=typer.echo, jobs=demo_specs(current, phones=phones))
+    except StackError as error:
+        raise fail(f"{error} (see `iotlake status`; `iotlake down` stops the rest)") from None
+    dashboard, gateway = current.dashboard, current.gateway
+    typer.echo(f"dashboard: http://{dashboard.host}:{dashboard.port}")
+    typer.echo(f"phone page: http://{gateway.host}:{gateway.port}  (iotlake down stops it all)")
+
+
+def _set_aside_stale_lake(current: Settings) -> None:
+    """A fresh in-memory emulator has empty streams and topics, so checkpoints of an earlier
+    demo point at records that no longer exist: keep those tables, but out of the way."""
+    import time
+
+    lake = Path(current.lake_root)
+    if current.aws.emulator == "aws" or current.lake_root.startswith("s3://") or not lake.exists():
+        return
+    if not any(lake.iterdir()):
+        return
+    kept = lake.with_name(f"{lake.name}.before-{time.strftime('%Y%m%d-%H%M%S')}")
+    lake.rename(kept)
+    typer.echo(f"the emulator started empty: earlier tables moved to {kept}")
+
+
+produce = typer.Typer(help="Run a simulated producer (options as `--help` of each shows)")
+app.add_typer(produce, name="produce")
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+@produce.command("seismograph", context_settings=_PASS_THROUGH)
+def produce_seismograph(ctx: typer.Context) -> None:
+    """Simulated phones sending accelerometer events, as the DAIS page did."""
+    from services.producers import phone_simulator
+
+    raise typer.Exit(phone_simulator.main(ctx.args, settings=settings()))
+
+
+@produce.command("aws-iot", context_settings=_PASS_THROUGH)
+def produce_aws_iot(ctx: typer.Context) -> None:
+    """The AWS IoT PoC's five devices, one reading per second each."""
+    from services.producers import aws_iot_producer
+
+    raise typer.Exit(aws_iot_producer.main(ctx.args, settings=settings()))
+
+
+@app.command()
+def gateway(
+    host: Annotated[
+        str | None, typer.Option(help="bind address; 0.0.0.0 for phones on the LAN")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="default: gateway.port")] = None,
+    to: Annotated[str, typer.Option("--to", help="kinesis, kafka or both")] = "kinesis",
+    certfile: Annotated[
+        Path | None, typer.Option(help="TLS certificate: phones send motion only over HTTPS")
+    ] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="TLS key (PEM)")] = None,
+) -> None:
+    """Serve the seismograph phone page and forward its events to `dais2023`."""
+    import logging
+
+    from services.gateway.server import TARGETS, GatewayError, serve
+
+    if to not in TARGETS:
+        raise fail(f"--to {to!r}: use kinesis, kafka or both", 2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        serve(settings(), target=to, host=host, port=port, certfile=certfile, keyfile=keyfile)
+    except GatewayError as error:
+        raise fail(str(error)) from None

@@ -30,5 +30,7 @@ def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession
         .config("spark.ui.enabled", str(spark.ui_enabled).lower())
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.python.worker.reuse", "true")
+        # Python data sources start a process per streaming source; give a loaded laptop time.
+        .config("spark.python.authenticate.socketTimeout", "120s")
         .getOrCreate()
     )

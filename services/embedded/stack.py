@@ -15,6 +15,7 @@ from pathlib import Path
 
 from iotlake.config import Settings
 from services.embedded import aws_emulator, kafka_broker, mqtt_broker, spark_cluster
+from services.embedded.jobs import demo_specs
 from services.embedded.process import (
     Handle,
     kill_hard,
@@ -27,7 +28,18 @@ from services.embedded.process import (
 from services.embedded.spec import ServiceSpec, port_is_free
 
 # Start order: the broker keeps its data in the emulator's S3; the worker needs its master.
-START_ORDER = ["aws", "kafka", "mqtt", "spark-master", "spark-worker"]
+START_ORDER = [
+    "aws",
+    "kafka",
+    "mqtt",
+    "spark-master",
+    "spark-worker",
+    "pipelines",
+    "producer-seismograph",
+    "producer-aws-iot",
+    "gateway",
+    "dashboard",
+]
 
 
 class StackError(Exception):
@@ -126,9 +138,10 @@ def up(
     settings: Settings,
     cluster: bool = False,
     report: Callable[[str], None] = print,
+    jobs: list[ServiceSpec] | None = None,
 ) -> list[ServiceStatus]:
-    """Start the stack; already-running services are left as they are."""
-    specs = planned_services(settings, cluster)
+    """Start the stack (and `jobs` after it); already-running services are left as they are."""
+    specs = planned_services(settings, cluster) + list(jobs or [])
     to_start = [spec for spec in specs if not _running(settings, spec.name)]
     for spec in specs:
         if spec not in to_start:
@@ -164,7 +177,8 @@ def down(settings: Settings, report: Callable[[str], None] = print) -> list[str]
 def restart(settings: Settings, name: str, hard: bool = False) -> float:
     """Stop one running service (SIGKILL when `hard`) and start it again; for fault tests."""
     cluster = name.startswith("spark-")
-    spec = next(s for s in planned_services(settings, cluster) if s.name == name)
+    specs = planned_services(settings, cluster) + demo_specs(settings)
+    spec = next(s for s in specs if s.name == name)
     handle = read_handle(settings.run_dir, name)
     if hard and handle:
         kill_hard(handle)
@@ -181,7 +195,9 @@ def status(settings: Settings) -> list[ServiceStatus]:
     cluster = bool(recorded & {"spark-master", "spark-worker"})
     startup = _startup_record(settings)
     rows = []
-    for spec in planned_services(settings, cluster):
+    specs = planned_services(settings, cluster)
+    specs += [spec for spec in demo_specs(settings) if spec.name in recorded]
+    for spec in specs:
         handle = _running(settings, spec.name)
         rows.append(
             ServiceStatus(

@@ -1,0 +1,1 @@
+"""AWS IoT PoC: simulated devices -> Kinesis -> Structured Streaming -> Delta on S3."""

@@ -1,0 +1,60 @@
+"""Broker records in one shape, whichever transport carried them.
+
+Bronze tables keep what arrived: the record's key, its payload as text, and where it came
+from. Kinesis columns keep their names (as the Databricks Kinesis source has them); Kafka's
+map onto them: key -> partitionKey, value -> data, "<topic>-<partition>" -> shardId,
+offset -> sequenceNumber, broker timestamp -> approximateArrivalTimestamp.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from iotlake.config import Settings
+from spark_jobs.io.kafka_source import KAFKA_FORMAT, KafkaDataSource
+from spark_jobs.io.kinesis_source import KinesisDataSource, kinesis_options
+
+RECORD_COLUMNS = (
+    "partitionKey",
+    "data",
+    "source",
+    "shardId",
+    "sequenceNumber",
+    "approximateArrivalTimestamp",
+)
+
+
+def kinesis_records(spark: SparkSession, settings: Settings, stream: str) -> DataFrame:
+    """A stream's records from TRIM_HORIZON, positions kept in the query's checkpoint."""
+    spark.dataSource.register(KinesisDataSource)
+    options = kinesis_options(settings, stream) | {"initialPosition": "TRIM_HORIZON"}
+    raw = spark.readStream.format("kinesis").options(**options).load()
+    return raw.select(
+        "partitionKey",
+        F.col("data").cast("string").alias("data"),
+        F.lit("kinesis").alias("source"),
+        "shardId",
+        "sequenceNumber",
+        "approximateArrivalTimestamp",
+    )
+
+
+def kafka_records(spark: SparkSession, settings: Settings, topic: str) -> DataFrame:
+    """A topic's records from the earliest offset, offsets kept in the query's checkpoint."""
+    spark.dataSource.register(KafkaDataSource)
+    raw = (
+        spark.readStream.format(KAFKA_FORMAT)
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .load()
+    )
+    return raw.select(
+        F.col("key").cast("string").alias("partitionKey"),
+        F.col("value").cast("string").alias("data"),
+        F.lit("kafka").alias("source"),
+        F.concat_ws("-", "topic", F.col("partition").cast("string")).alias("shardId"),
+        F.col("offset").cast("string").alias("sequenceNumber"),
+        F.col("timestamp").alias("approximateArrivalTimestamp"),
+    )

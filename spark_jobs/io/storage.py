@@ -1,0 +1,99 @@
+"""Where Delta tables live and how to reach their files: a local path or `s3://bucket/key`.
+
+delta-rs takes object_store options (`AWS_ENDPOINT_URL`, keys, region) and Spark's executors
+take a pyarrow filesystem built from the same options, so one dict describes the storage of a
+table everywhere. That dict travels to executors inside a data source's options under
+`STORAGE_OPTIONS_KEY`, whose name contains "secret" so Spark redacts it in plans and logs.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+from iotlake.config import Settings
+
+STORAGE_OPTIONS_KEY = "secret.storageOptions"
+
+
+def table_uri(settings: Settings, *parts: str) -> str:
+    """The URI of a table under the target's lake root; local roots become absolute paths.
+
+    Executors may run with another working directory, so a relative local root is resolved
+    here, once, on the driver.
+    """
+    root = settings.lake_root
+    if not is_local(root):
+        return "/".join([root.rstrip("/"), *parts])
+    return str(Path(local_path(root)).resolve().joinpath(*parts))
+
+
+def is_local(uri: str) -> bool:
+    """True for a plain path or a `file:` URI; False for object stores such as `s3://`."""
+    scheme = urlparse(uri).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # one letter: a Windows drive
+
+
+def local_path(uri: str) -> str:
+    """The filesystem path of a local URI (`file:///x` and `/x` both give `/x`)."""
+    return urlparse(uri).path if uri.startswith("file:") else uri
+
+
+def storage_options(settings: Settings, uri: str) -> dict[str, str]:
+    """delta-rs storage options for `uri`: the configured S3 endpoint for `s3://`, else none."""
+    if urlparse(uri).scheme in ("s3", "s3a"):
+        return settings.aws.object_store_options()
+    return {}
+
+
+def encode_options(options: dict[str, str]) -> str:
+    """Storage options as one data source option value (options are flat strings)."""
+    return json.dumps(options, sort_keys=True)
+
+
+def decode_options(options: dict[str, str] | object) -> dict[str, str]:
+    """The storage options carried in a data source's options, or none for local tables."""
+    raw = options.get(STORAGE_OPTIONS_KEY)  # type: ignore[attr-defined]
+    return json.loads(raw) if raw else {}
+
+
+def arrow_filesystem(uri: str, options: dict[str, str]) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem reaching `uri` and the path of `uri` inside it.
+
+    Native pyarrow filesystems are used for local disk and S3 (fast, multipart uploads);
+    other object stores go through delta-rs's own handler, which takes the same options.
+    """
+    parsed = urlparse(uri)
+    if is_local(uri):
+        return pafs.LocalFileSystem(), local_path(uri).rstrip("/") or "/"
+    if parsed.scheme in ("s3", "s3a"):
+        return _s3_filesystem(options), f"{parsed.netloc}{parsed.path}".rstrip("/")
+    from deltalake.fs import DeltaStorageHandler
+
+    return pafs.PyFileSystem(DeltaStorageHandler(uri, options)), ""
+
+
+def _s3_filesystem(options: dict[str, str]) -> pafs.S3FileSystem:
+    """An S3 filesystem for the endpoint and credentials named by object_store options."""
+    upper = {key.upper(): value for key, value in options.items()}
+    endpoint = upper.get("AWS_ENDPOINT_URL") or upper.get("AWS_ENDPOINT")
+    kwargs: dict[str, object] = {
+        "access_key": upper.get("AWS_ACCESS_KEY_ID"),
+        "secret_key": upper.get("AWS_SECRET_ACCESS_KEY"),
+        "session_token": upper.get("AWS_SESSION_TOKEN"),
+        "region": upper.get("AWS_REGION") or upper.get("AWS_DEFAULT_REGION") or "us-east-1",
+    }
+    if endpoint:
+        parsed = urlparse(endpoint)
+        kwargs["endpoint_override"] = parsed.netloc or parsed.path
+        kwargs["scheme"] = parsed.scheme or "https"
+    return pafs.S3FileSystem(**{key: value for key, value in kwargs.items() if value})
+
+
+def join(root: str, relative: str) -> str:
+    """A file's path in the filesystem from the table root and its table-relative path."""
+    return posixpath.join(root, relative) if root else relative

@@ -1,0 +1,1 @@
+"""Distributed seismograph (DAIS 2023 "motion" demo): phones -> Kinesis -> medallion."""

@@ -1,0 +1,59 @@
+"""Expectations per micro-batch: warn keeps and counts, drop drops and counts, fail stops."""
+
+from __future__ import annotations
+
+import pytest
+
+from spark_jobs.dp import Expectation
+from spark_jobs.quality import ExpectationFailed, evaluate
+
+ROWS = [("client-aaa", 3.0), (None, 5.0), ("client-bbb", -1.0), ("client-ccc", None)]
+
+
+def _batch(spark):
+    return spark.createDataFrame(ROWS, "device string, magn float")
+
+
+def test_warn_keeps_every_row_and_counts_the_failures(spark):
+    rule = Expectation("magnitude is not negative", "magn >= 0", "warn")
+    quality = evaluate(_batch(spark), (rule,), "seismograph.sensor")
+
+    assert quality.kept.count() == 4
+    assert (quality.rows_in, quality.rows_dropped) == (4, 0)
+    # NULL counts as a failure: a rule on a missing value never passes silently.
+    assert [(r.passed, r.failed) for r in quality.results] == [(2, 2)]
+
+
+def test_drop_removes_failing_rows_and_counts_them(spark):
+    rules = (
+        Expectation("device is set", "device IS NOT NULL", "drop"),
+        Expectation("magnitude is not negative", "magn >= 0", "warn"),
+    )
+    quality = evaluate(_batch(spark), rules, "seismograph.sensor")
+
+    kept = sorted(row.device for row in quality.kept.collect())
+    assert kept == ["client-aaa", "client-bbb", "client-ccc"]
+    assert quality.rows_dropped == 1
+    assert [(r.expectation.name, r.failed) for r in quality.results] == [
+        ("device is set", 1),
+        ("magnitude is not negative", 2),
+    ]
+
+
+def test_fail_stops_with_the_rule_name_and_the_offending_rows(spark):
+    rule = Expectation("device is set", "device IS NOT NULL", "fail")
+    with pytest.raises(ExpectationFailed) as error:
+        evaluate(_batch(spark), (rule,), "seismograph.sensor")
+
+    message = str(error.value)
+    assert "expectation 'device is set'" in message
+    assert "failed on 1 row(s) of table seismograph.sensor" in message
+    assert '"device": null, "magn": 5.0' in message
+
+
+def test_a_batch_meeting_every_rule_keeps_everything(spark):
+    rule = Expectation("device is set", "device IS NOT NULL", "fail")
+    frame = spark.createDataFrame([("client-aaa", 1.0)], "device string, magn float")
+    quality = evaluate(frame, (rule,), "seismograph.sensor")
+    assert quality.kept.count() == 1
+    assert [(r.passed, r.failed) for r in quality.results] == [(1, 0)]
