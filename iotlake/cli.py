@@ -136,6 +136,7 @@ def run(
     system: Annotated[str, typer.Argument(help="a system, or all")],
     once: Annotated[bool, typer.Option("--once", help="process what is there, then stop")] = False,
     continuous: Annotated[bool, typer.Option("--continuous", help="run until Ctrl-C")] = False,
+    target: Annotated[str | None, typer.Option(help="dev or prod")] = None,
 ) -> None:
     """Run a system's tables as streaming queries (bronze -> silver -> gold)."""
     from spark_jobs.quality import ExpectationFailed
@@ -144,6 +145,8 @@ def run(
 
     if once and continuous:
         raise fail("choose one of --once and --continuous", 2)
+    if target:
+        main(profile=settings().profile, target=target)
     systems = _systems(system)
     spark = spark_session(settings(), f"iotlake-{system}")
     spark.sparkContext.setLogLevel("ERROR")
@@ -291,3 +294,24 @@ def gateway(
         serve(settings(), target=to, host=host, port=port, certfile=certfile, keyfile=keyfile)
     except GatewayError as error:
         raise fail(str(error)) from None
+
+
+bench = typer.Typer(help="Benchmarks that print figures measured in one run")
+app.add_typer(bench, name="bench")
+
+
+@bench.command("io")
+def bench_io_command(
+    kafka_rows: Annotated[int, typer.Option(help="records through the Kafka paths")] = 200_000,
+    kinesis_rows: Annotated[int, typer.Option(help="records through the Kinesis paths")] = 5_000,
+) -> None:
+    """Broker -> Delta rows/s through Spark against bare client -> delta-rs loops."""
+    from spark_jobs.io.bench import bench_io
+    from spark_jobs.session import spark_session
+
+    spark = spark_session(settings(), "iotlake-bench-io")
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        bench_io(spark, settings(), kafka_rows, kinesis_rows, report=typer.echo)
+    finally:
+        spark.stop()

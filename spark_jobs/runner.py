@@ -26,7 +26,21 @@ from spark_jobs.io import delta_sink, delta_source
 from spark_jobs.io.storage import is_local, local_path, storage_options, table_uri
 from spark_jobs.quality import evaluate
 
-SYSTEMS = ("seismograph", "aws-iot")
+PIPELINES_ROOT = Path(__file__).resolve().parent
+
+
+def _discover_systems() -> tuple[str, ...]:
+    """A system is a package `spark_jobs/<system>/` with a `bronze/` layer: adding a pipeline
+    is adding such a package, nothing to register."""
+    return tuple(
+        sorted(
+            path.parent.parent.name.replace("_", "-")
+            for path in PIPELINES_ROOT.glob("*/bronze/__init__.py")
+        )
+    )
+
+
+SYSTEMS = _discover_systems()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from spark_jobs.runner import run_once
 from tests.services.gateway.test_gateway import KinesisTail, running_gateway
+from tests.spark_jobs.pipelines import read_table
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -78,7 +80,9 @@ def _chrome(profile_dir: Path):
 
 
 @pytest.mark.slow
-def test_phone_page_sends_motion_magnitudes_to_kinesis(stack, artifacts, tmp_path):
+def test_phone_page_sends_motion_magnitudes_through_kinesis_to_bronze(
+    stack, spark, artifacts, tmp_path
+):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("Debian chromium + chromium-driver are not installed (make deps)")
     from selenium.webdriver.common.by import By
@@ -125,3 +129,12 @@ def test_phone_page_sends_motion_magnitudes_to_kinesis(stack, artifacts, tmp_pat
     ]
     assert {frame for _, _, frame in samples} <= FRAMES
     assert status.startswith(f"{len(events)} events sent")
+
+    # The same events, run through the seismograph pipeline, are in bronze and in `sensor`.
+    lake = stack.model_copy(update={"lake": stack.lake.model_copy(update={"root": str(tmp_path)})})
+    run_once(spark, lake, "seismograph", report=lambda line: None)
+    raw = read_table(lake, "seismograph", "raw_stream")
+    sensor = read_table(lake, "seismograph", "sensor")
+    from_phone = raw[raw["partitionKey"] == f"partition-{device}"]
+    assert sorted(from_phone["data"]) == sorted(record["Data"].decode() for record in records)
+    assert sorted(sensor[sensor["device"] == device]["magn"]) == sorted(magnitudes)
