@@ -159,6 +159,21 @@ class AwsIotConfig(_Section):
     critical_temperature_c: float = 28.0
 
 
+class ArduinoConfig(_Section):
+    """The Arduino system: the Kafka topic of each sensor kind and the bridge's MQTT identity.
+
+    MQTT topics are `dht_temp`, `dht_hum`, `sr04_distance` and `pir_test/1`, after
+    `mqtt_prefix`; the bridge forwards each to its Kafka topic here.
+    """
+
+    temperature_topic: str = "dht_temp"
+    humidity_topic: str = "dht_hum"
+    distance_topic: str = "sr04_distance"
+    pir_topic: str = "pir_test"
+    mqtt_prefix: str = ""
+    bridge_client_id: str = "iotlake-bridge"
+
+
 class Settings(BaseSettings):
     """Everything iotlake needs to know about where it runs."""
 
@@ -184,6 +199,7 @@ class Settings(BaseSettings):
     pipelines: PipelinesConfig = PipelinesConfig()
     seismograph: SeismographConfig = SeismographConfig()
     aws_iot: AwsIotConfig = AwsIotConfig()
+    arduino: ArduinoConfig = ArduinoConfig()
 
     @classmethod
     def settings_customise_sources(

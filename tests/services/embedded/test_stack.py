@@ -10,7 +10,9 @@ import sys
 
 import boto3
 import psutil
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable, write_deltalake
 
 from services.embedded import stack as embedded
 from services.embedded.process import read_handle
@@ -128,6 +130,16 @@ def test_localstack_host_mode_serves_s3_and_kinesis(tmp_path):
             StreamName="dais2023", ShardId=put["ShardId"], ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
         records = kinesis.get_records(ShardIterator=iterator)["Records"]
+        # The Delta sink's storage layer (delta-rs) reaches LocalStack's S3 from the same config.
+        table = "s3://landing/tables/sensor"
+        options = settings.aws.object_store_options()
+        write_deltalake(
+            table, pa.table({"device": ["client-a"], "magn": [3.0]}), storage_options=options
+        )
+        assert DeltaTable(table, storage_options=options).to_pyarrow_table().to_pydict() == {
+            "device": ["client-a"],
+            "magn": [3.0],
+        }
         assert s3.get_object(Bucket="landing", Key="a.json")["Body"].read() == b"{}"
         assert [r["Data"] for r in records] == [b'{"magnitude": 3}']
     finally:
