@@ -17,6 +17,7 @@ from iotlake.config import ConfigError
 PAGES: list[tuple[str, str, str, str]] = [
     ("Systems", "views/seismograph.py", "Seismograph", "seismograph"),
     ("Systems", "views/aws_iot.py", "AWS IoT", "aws-iot"),
+    ("Systems", "views/arduino.py", "Arduino", "arduino"),
     ("Pipelines", "views/data_quality.py", "Data quality", "data-quality"),
 ]
 

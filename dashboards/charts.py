@@ -246,3 +246,38 @@ def dropped_rows(dropped: pd.DataFrame) -> go.Figure:
     figure.update_xaxes(title="batch_id")
     figure.update_yaxes(title="dropped rows", rangemode="tozero")
     return _layout(figure, "Dropped rows per batch")
+
+
+# --- arduino --------------------------------------------------------------------------------
+
+
+def _minute_line(frame: pd.DataFrame, column: str, unit: str, title: str) -> go.Figure:
+    """One per-minute line of the `temp_hum` table, as the original's line charts drew it."""
+    ordered = frame.sort_values("minute")
+    figure = go.Figure(
+        go.Scatter(x=ordered["minute"], y=ordered[column].astype(float), mode="lines", name=column)
+    )
+    figure.update_xaxes(title="minute (UTC)")
+    figure.update_yaxes(title=f"{column} ({unit})")
+    return _layout(figure, title)
+
+
+def temp_trend(frame: pd.DataFrame) -> go.Figure:
+    """The original's "temp_trend – temperature_query": average temperature per minute."""
+    return _minute_line(frame, "temperature", "°C", "temp_trend – temperature_query")
+
+
+def hum_trend(frame: pd.DataFrame) -> go.Figure:
+    """The original's "hum_trend – humidity_query": average humidity per minute."""
+    return _minute_line(frame, "humidity", "%", "hum_trend – humidity_query")
+
+
+def distance_line(frame: pd.DataFrame) -> go.Figure:
+    """The SR04's distance to the nearest object, reading by reading."""
+    ordered = frame.sort_values("timestamp")
+    figure = go.Figure(
+        go.Scatter(x=ordered["timestamp"], y=ordered["distance"].astype(float), mode="lines")
+    )
+    figure.update_xaxes(title="timestamp (UTC)")
+    figure.update_yaxes(title="distance (cm)")
+    return _layout(figure, "SR04 distance")

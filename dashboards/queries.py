@@ -28,8 +28,9 @@ from iotlake.config import Settings
 
 SEISMOGRAPH = "seismograph"
 AWS_IOT = "aws-iot"
+ARDUINO = "arduino"
 # Systems whose pipelines write an event log; more join as their pipelines land.
-SYSTEMS: tuple[str, ...] = (SEISMOGRAPH, AWS_IOT)
+SYSTEMS: tuple[str, ...] = (SEISMOGRAPH, AWS_IOT, ARDUINO)
 
 
 def table_uri(settings: Settings, system: str, table: str) -> str:
@@ -238,3 +239,45 @@ def latest_batches(settings: Settings, system: str) -> pd.DataFrame:
     )
     columns = ["table", "batch_id", "timestamp", "rows_in", "rows_out", "duration_ms"]
     return query(settings, system, "event_log", sql, columns)
+
+
+# --- arduino ----------------------------------------------------------------------------
+
+
+def temp_hum(settings: Settings, minutes: int = 60, end: datetime | None = None) -> pd.DataFrame:
+    """Average temperature and humidity per minute over the `minutes` before `end`.
+
+    One gold table answers both of the original `temp_hum` dashboard's queries
+    (temperature_query, humidity_query).
+    """
+
+    def sql(delta_table: DeltaTable) -> str:
+        where = _window(delta_table, "temp_hum", "minute", f"{int(minutes)} minutes", end)
+        return f"SELECT minute, temperature, humidity FROM temp_hum WHERE {where} ORDER BY minute"
+
+    return query(settings, ARDUINO, "temp_hum", sql, ["minute", "temperature", "humidity"])
+
+
+def distance_readings(
+    settings: Settings, minutes: int = 10, end: datetime | None = None
+) -> pd.DataFrame:
+    """The SR04's distance readings over the `minutes` before `end`, oldest first."""
+
+    def sql(delta_table: DeltaTable) -> str:
+        # `timestamp` is quoted in SQL, so the window's bound comes from the log here.
+        found = end if end is not None else newest(delta_table, "timestamp")
+        until = (
+            _timestamp(found) if found is not None else '(SELECT max("timestamp") FROM distance)'
+        )
+        where = f"\"timestamp\" > {until} - INTERVAL '{int(minutes)} minutes'"
+        if end is not None:
+            where += f' AND "timestamp" <= {until}'
+        return f'SELECT "timestamp", distance FROM distance WHERE {where} ORDER BY "timestamp"'
+
+    return query(settings, ARDUINO, "distance", sql, ["timestamp", "distance"])
+
+
+def pir_detections(settings: Settings) -> pd.DataFrame:
+    """How many movements the PIR sensor detected (rows of `pir_stream_test`)."""
+    sql = "SELECT CAST(COUNT(*) AS BIGINT) AS detections FROM pir_stream_test HAVING COUNT(*) > 0"
+    return query(settings, ARDUINO, "pir_stream_test", sql, ["detections"])

@@ -270,6 +270,22 @@ def produce_aws_iot(ctx: typer.Context) -> None:
     raise typer.Exit(aws_iot_producer.main(ctx.args, settings=settings()))
 
 
+@produce.command("arduino", context_settings=_PASS_THROUGH)
+def produce_arduino(ctx: typer.Context) -> None:
+    """A simulated Arduino board: DHT11, SR04 and PIR readings over MQTT."""
+    from services.arduino import simulator
+
+    raise typer.Exit(simulator.main(ctx.args, settings=settings()))
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def bridge(ctx: typer.Context) -> None:
+    """Forward the Arduino MQTT topics to their Kafka topics, at least once, in order."""
+    from services.arduino import bridge as mqtt_kafka
+
+    raise typer.Exit(mqtt_kafka.main(ctx.args, settings=settings()))
+
+
 @app.command()
 def gateway(
     host: Annotated[

@@ -14,7 +14,6 @@ from iotlake.config import Settings
 from services.embedded.spec import ServiceSpec
 
 REPO = Path(__file__).resolve().parents[2]
-SYSTEMS_WITH_PRODUCERS = ("seismograph", "aws-iot")
 
 
 def http_ok(url: str) -> bool:
@@ -76,6 +75,26 @@ def demo_specs(settings: Settings, phones: int = 130) -> list[ServiceSpec]:
             name="producer-aws-iot",
             command=_python("-m", "services.producers.aws_iot_producer"),
             endpoint=f"{settings.aws_iot.transport}:{settings.aws_iot.stream}",
+            host=settings.dashboard.host,
+            ports=(),
+            healthy=lambda: True,
+            install_hint="run `make venv`",
+            env=UNBUFFERED,
+        ),
+        ServiceSpec(
+            name="bridge-arduino",
+            command=_python("-m", "services.arduino.bridge"),
+            endpoint=f"mqtt -> kafka {settings.kafka.bootstrap_servers}",
+            host=settings.dashboard.host,
+            ports=(),
+            healthy=lambda: True,
+            install_hint="run `make venv`",
+            env=UNBUFFERED,
+        ),
+        ServiceSpec(
+            name="producer-arduino",
+            command=_python("-m", "services.arduino.simulator"),
+            endpoint=f"mqtt://{settings.mqtt.host}:{settings.mqtt.port}",
             host=settings.dashboard.host,
             ports=(),
             healthy=lambda: True,

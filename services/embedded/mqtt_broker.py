@@ -30,6 +30,9 @@ def _write_config(settings: Settings) -> None:
         "persistence true",
         f"persistence_location {data}/",
         "autosave_interval 1",
+        # Keep everything queued for a persistent subscriber that is away (the Kafka bridge
+        # during a restart): the default of 1000 would drop readings after about a minute.
+        "max_queued_messages 0",
         "log_dest stdout",
     ]
     if os.geteuid() == 0:

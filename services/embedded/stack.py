@@ -37,6 +37,8 @@ START_ORDER = [
     "pipelines",
     "producer-seismograph",
     "producer-aws-iot",
+    "bridge-arduino",
+    "producer-arduino",
     "gateway",
     "dashboard",
 ]

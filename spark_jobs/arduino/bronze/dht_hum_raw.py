@@ -1,0 +1,11 @@
+"""`dht_hum_raw`: DHT11 humidity records exactly as the bridge forwarded them to Kafka."""
+
+from pyspark.sql import DataFrame
+
+from spark_jobs import dp
+
+
+@dp.table(comment="DHT11 humidity records from Kafka topic dht_hum, as received")
+@dp.expect("record has data", "data IS NOT NULL")
+def dht_hum_raw(dht_hum: DataFrame) -> DataFrame:
+    return dht_hum

@@ -1,0 +1,143 @@
+"""The Arduino page draws the original's temp_trend and hum_trend, distance and PIR counts."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import streamlit as st
+from deltalake import write_deltalake
+from streamlit.testing.v1 import AppTest
+
+from dashboards.queries import ARDUINO, table_uri
+from iotlake.config import Settings, load_settings
+
+APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+PAGE = "views/arduino.py"
+START = pd.Timestamp("2023-09-18 09:10:00", tz="UTC")  # the replay's first day
+UTC = pa.timestamp("us", tz="UTC")
+SCHEMAS = {
+    "temp_hum": pa.schema(
+        [
+            ("minute", UTC),
+            ("temperature", pa.float64()),
+            ("humidity", pa.float64()),
+            ("temperature_readings", pa.int64()),
+            ("humidity_readings", pa.int64()),
+        ]
+    ),
+    "distance": pa.schema([("timestamp", UTC), ("distance", pa.float64())]),
+    "pir_stream_test": pa.schema([("timestamp", pa.string()), ("movement", pa.string())]),
+}
+
+
+def _write(settings: Settings, table: str, frame: pd.DataFrame) -> None:
+    data = pa.Table.from_pandas(frame, schema=SCHEMAS[table], preserve_index=False)
+    write_deltalake(table_uri(settings, ARDUINO, table), data, mode="overwrite")
+
+
+def _seed(settings: Settings) -> dict[str, pd.DataFrame]:
+    """90 minutes of trends, 15 minutes of distances at 5 Hz, 7 detections."""
+    rng = np.random.default_rng(3)
+    minutes = pd.date_range(START, periods=90, freq="min")
+    tables = {
+        "temp_hum": pd.DataFrame(
+            {
+                "minute": minutes,
+                "temperature": rng.uniform(18, 30, len(minutes)),
+                "humidity": rng.uniform(23, 65, len(minutes)),
+                "temperature_readings": 300,
+                "humidity_readings": 300,
+            }
+        ),
+        "distance": pd.DataFrame(
+            {
+                "timestamp": pd.date_range(START, periods=15 * 60 * 5, freq="200ms"),
+                "distance": rng.integers(2, 400, 15 * 60 * 5).astype(float),
+            }
+        ),
+        "pir_stream_test": pd.DataFrame(
+            {
+                "timestamp": [f"18/09/2023 09:{m:02d}:00" for m in range(10, 17)],
+                "movement": "new detection",
+            }
+        ),
+    }
+    for table, frame in tables.items():
+        _write(settings, table, frame)
+    return tables
+
+
+@pytest.fixture
+def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("IOTLAKE_LAKE__ROOT", str(tmp_path / "lake"))
+    monkeypatch.setenv("IOTLAKE_STATE_DIR", str(tmp_path))
+    st.cache_resource.clear()
+    yield load_settings()
+    st.cache_resource.clear()
+
+
+def _open() -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.run()
+    app.switch_page(PAGE).run()
+    assert not app.exception, [error.message for error in app.exception]
+    return app
+
+
+def _ys(trace: dict) -> np.ndarray:
+    """A trace's y values; plotly's JSON packs numeric arrays as base64 with a dtype."""
+    y = trace["y"]
+    if isinstance(y, dict):
+        return np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])
+    return np.asarray(y, dtype=float)
+
+
+def _figures(app: AppTest) -> dict[str, np.ndarray]:
+    """The y values of each drawn plotly figure, by its title."""
+    figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    return {figure["layout"]["title"]["text"]: _ys(figure["data"][0]) for figure in figures}
+
+
+def test_arduino_page_draws_the_last_hour_of_temp_and_hum_trends_distance_and_detections(lake):
+    tables = _seed(lake)
+    trends = tables["temp_hum"]
+    newest = trends.iloc[-1]
+
+    app = _open()
+
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics == {
+        "Temperature, newest minute": f"{newest['temperature']:.1f} °C",
+        "Humidity, newest minute": f"{newest['humidity']:.1f} %",
+        "Distance, newest reading": f"{tables['distance']['distance'].iloc[-1]:.0f} cm",
+        "PIR detections": "7",
+    }
+    figures = _figures(app)
+    assert set(figures) == {
+        "temp_trend – temperature_query",
+        "hum_trend – humidity_query",
+        "SR04 distance",
+    }
+    last_hour = trends.iloc[-60:]
+    assert np.allclose(figures["temp_trend – temperature_query"], last_hour["temperature"])
+    assert np.allclose(figures["hum_trend – humidity_query"], last_hour["humidity"])
+    # Ten minutes at 5 Hz, ending at the newest reading.
+    assert np.array_equal(figures["SR04 distance"], tables["distance"]["distance"].iloc[-3000:])
+    assert not app.info
+
+
+def test_arduino_page_on_an_empty_lake_says_which_tables_have_no_data_yet(lake):
+    app = _open()
+
+    messages = [info.value for info in app.info]
+    assert len(messages) == 3
+    for table, message in zip(["temp_hum", "distance", "pir_stream_test"], messages, strict=True):
+        assert f"No data yet in `{table}`" in message and "iotlake run arduino" in message
+    assert not app.get("plotly_chart")
+    assert not app.metric
