@@ -15,6 +15,13 @@ from iotlake.config import Settings
 from spark_jobs.io.kafka_source import KAFKA_FORMAT, KafkaDataSource
 from spark_jobs.io.kinesis_source import KinesisDataSource, kinesis_options
 
+
+def as_text(column: str):
+    """Payload bytes as text. Bytes that are not UTF-8 (a binary record) become U+FFFD
+    rather than a string no Delta or Arrow reader can decode downstream."""
+    return F.make_valid_utf8(F.col(column).cast("string"))
+
+
 RECORD_COLUMNS = (
     "partitionKey",
     "data",
@@ -32,7 +39,7 @@ def kinesis_records(spark: SparkSession, settings: Settings, stream: str) -> Dat
     raw = spark.readStream.format("kinesis").options(**options).load()
     return raw.select(
         "partitionKey",
-        F.col("data").cast("string").alias("data"),
+        as_text("data").alias("data"),
         F.lit("kinesis").alias("source"),
         "shardId",
         "sequenceNumber",
@@ -51,8 +58,8 @@ def kafka_records(spark: SparkSession, settings: Settings, topic: str) -> DataFr
         .load()
     )
     return raw.select(
-        F.col("key").cast("string").alias("partitionKey"),
-        F.col("value").cast("string").alias("data"),
+        as_text("key").alias("partitionKey"),
+        as_text("value").alias("data"),
         F.lit("kafka").alias("source"),
         F.concat_ws("-", "topic", F.col("partition").cast("string")).alias("shardId"),
         F.col("offset").cast("string").alias("sequenceNumber"),
