@@ -10,7 +10,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from iotlake.config import Settings
+from iotlake.config import LOOPBACK, Settings
 from services.embedded.spec import ServiceSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,78 +42,73 @@ def _tables_exist(settings: Settings) -> bool:
 UNBUFFERED = {"PYTHONUNBUFFERED": "1"}
 
 
-def _python(*args: str) -> list[str]:
-    return [sys.executable, *args]
+def _job(
+    name: str,
+    args: list[str],
+    endpoint: str,
+    healthy=lambda: True,
+    ports: tuple[int, ...] = (),
+    host: str = LOOPBACK,
+    start_timeout: float = 60.0,
+) -> ServiceSpec:
+    """A Python job of the demo, run with this interpreter, its output unbuffered."""
+    return ServiceSpec(
+        name=name,
+        command=[sys.executable, *args],
+        endpoint=endpoint,
+        host=host,
+        ports=ports,
+        healthy=healthy,
+        install_hint="run `make venv`",
+        env=UNBUFFERED,
+        start_timeout=start_timeout,
+    )
 
 
 def demo_specs(settings: Settings, phones: int = 130) -> list[ServiceSpec]:
     """Producers at the originals' load, every pipeline, the phone gateway, the dashboard."""
     dashboard, gateway = settings.dashboard, settings.gateway
+    dashboard_url = f"http://{dashboard.host}:{dashboard.port}"
+    gateway_url = f"http://{gateway.host}:{gateway.port}"
     return [
-        ServiceSpec(
-            name="pipelines",
-            command=_python("-m", "iotlake", "run", "all", "--continuous"),
-            endpoint=settings.lake_root,
-            host=settings.dashboard.host,
-            ports=(),
+        _job(
+            "pipelines",
+            ["-m", "iotlake", "run", "all", "--continuous"],
+            settings.lake_root,
             healthy=lambda: _tables_exist(settings),
-            install_hint="run `make venv`",
-            env=UNBUFFERED,
             start_timeout=240.0,
         ),
-        ServiceSpec(
-            name="producer-seismograph",
-            command=_python("-m", "services.producers.phone_simulator", "--phones", str(phones)),
-            endpoint=f"{settings.seismograph.transport}:{settings.seismograph.stream}",
-            host=settings.dashboard.host,
-            ports=(),
-            healthy=lambda: True,
-            install_hint="run `make venv`",
-            env=UNBUFFERED,
+        _job(
+            "producer-seismograph",
+            ["-m", "services.producers.phone_simulator", "--phones", str(phones)],
+            f"{settings.seismograph.transport}:{settings.seismograph.stream}",
         ),
-        ServiceSpec(
-            name="producer-aws-iot",
-            command=_python("-m", "services.producers.aws_iot_producer"),
-            endpoint=f"{settings.aws_iot.transport}:{settings.aws_iot.stream}",
-            host=settings.dashboard.host,
-            ports=(),
-            healthy=lambda: True,
-            install_hint="run `make venv`",
-            env=UNBUFFERED,
+        _job(
+            "producer-aws-iot",
+            ["-m", "services.producers.aws_iot_producer"],
+            f"{settings.aws_iot.transport}:{settings.aws_iot.stream}",
         ),
-        ServiceSpec(
-            name="bridge-arduino",
-            command=_python("-m", "services.arduino.bridge"),
-            endpoint=f"mqtt -> kafka {settings.kafka.bootstrap_servers}",
-            host=settings.dashboard.host,
-            ports=(),
-            healthy=lambda: True,
-            install_hint="run `make venv`",
-            env=UNBUFFERED,
+        _job(
+            "bridge-arduino",
+            ["-m", "services.arduino.bridge"],
+            f"mqtt -> kafka {settings.kafka.bootstrap_servers}",
         ),
-        ServiceSpec(
-            name="producer-arduino",
-            command=_python("-m", "services.arduino.simulator"),
-            endpoint=f"mqtt://{settings.mqtt.host}:{settings.mqtt.port}",
-            host=settings.dashboard.host,
-            ports=(),
-            healthy=lambda: True,
-            install_hint="run `make venv`",
-            env=UNBUFFERED,
+        _job(
+            "producer-arduino",
+            ["-m", "services.arduino.simulator"],
+            f"mqtt://{settings.mqtt.host}:{settings.mqtt.port}",
         ),
-        ServiceSpec(
-            name="gateway",
-            command=_python("-m", "services.gateway.server"),
-            endpoint=f"http://{gateway.host}:{gateway.port}",
-            host=gateway.host,
+        _job(
+            "gateway",
+            ["-m", "services.gateway.server"],
+            gateway_url,
+            healthy=lambda: http_ok(f"{gateway_url}/healthz"),
             ports=(gateway.port,),
-            healthy=lambda: http_ok(f"http://{gateway.host}:{gateway.port}/healthz"),
-            install_hint="run `make venv`",
-            env=UNBUFFERED,
+            host=gateway.host,
         ),
-        ServiceSpec(
-            name="dashboard",
-            command=_python(
+        _job(
+            "dashboard",
+            [
                 "-m",
                 "streamlit",
                 "run",
@@ -126,13 +121,11 @@ def demo_specs(settings: Settings, phones: int = 130) -> list[ServiceSpec]:
                 str(dashboard.port),
                 "--browser.gatherUsageStats",
                 "false",
-            ),
-            endpoint=f"http://{dashboard.host}:{dashboard.port}",
-            host=dashboard.host,
+            ],
+            dashboard_url,
+            healthy=lambda: http_ok(f"{dashboard_url}/_stcore/health"),
             ports=(dashboard.port,),
-            healthy=lambda: http_ok(f"http://{dashboard.host}:{dashboard.port}/_stcore/health"),
-            install_hint="run `make venv`",
-            env=UNBUFFERED,
+            host=dashboard.host,
             start_timeout=90.0,
         ),
     ]
