@@ -23,6 +23,10 @@ from tests.endpoints import (
 )
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# Tests choose their own settings: a developer's IOTLAKE_* variables (a running demo's state
+# directory, say) would otherwise override them and mix the test stacks with that demo.
+for _name in [name for name in os.environ if name.startswith("IOTLAKE_")]:
+    del os.environ[_name]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
