@@ -134,6 +134,8 @@ class PipelinesConfig(_Section):
     """How the runner drives streaming queries."""
 
     trigger_seconds: float = Field(2.0, gt=0)
+    # Materialized views are recomputed whole; how often, at most, while upstream changes.
+    refresh_seconds: float = Field(30.0, gt=0)
 
 
 class SeismographConfig(_Section):

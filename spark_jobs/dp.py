@@ -9,7 +9,8 @@ A table file reads like its Databricks original::
 
 The function's parameter names are its upstream datasets (a declared source or another
 table of the same system); its module path `spark_jobs.<system>.<layer>.<table>` gives the
-system and the layer. The runner turns each declaration into one streaming query.
+system and the layer. The runner turns each table into one streaming query, and refreshes
+each `@dp.materialized_view` from the snapshots of its upstream tables.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pyspark.sql import DataFrame
 
 Action = Literal["warn", "drop", "fail"]
 OutputMode = Literal["append", "update", "complete"]
+Kind = Literal["streaming", "materialized"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class TableSpec:
     output_mode: OutputMode = "append"
     keys: tuple[str, ...] = ()
     partition_by: tuple[str, ...] = ()
+    kind: Kind = "streaming"
+
+    @property
+    def materialized(self) -> bool:
+        return self.kind == "materialized"
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,27 @@ def table(
     partition_by: tuple[str, ...] = (),
 ):
     """Register the decorated function as a streaming table of its system."""
+    return _register(name, comment, output_mode, keys, partition_by, "streaming")
 
+
+def materialized_view(name: str | None = None, comment: str = ""):
+    """Register the decorated function as a materialized view (Lakeflow `@dp.materialized_view`).
+
+    Its parameters receive the current snapshots of upstream tables as batch DataFrames, and
+    its result replaces the table's contents at each refresh: for logic that streams cannot
+    express, such as as-of joins or a resample over a whole history.
+    """
+    return _register(name, comment, "complete", (), (), "materialized")
+
+
+def _register(
+    name: str | None,
+    comment: str,
+    output_mode: OutputMode,
+    keys: tuple[str, ...],
+    partition_by: tuple[str, ...],
+    kind: Kind,
+):
     def decorate(function: Callable[..., DataFrame]) -> Callable[..., DataFrame]:
         system, layer = _place(function)
         spec = TableSpec(
@@ -132,6 +159,7 @@ def table(
             output_mode=output_mode,
             keys=tuple(keys),
             partition_by=tuple(partition_by),
+            kind=kind,
         )
         TABLES[(system, spec.name)] = spec
         return function

@@ -4,11 +4,18 @@ Each query reads its upstream (a declared source, or the upstream Delta table as
 new commits), applies the table's function, and in each micro-batch evaluates the table's
 expectations, writes the kept rows to Delta exactly once (the batch id rides in the commit as
 an application transaction) and appends the batch's counts to the system's `event_log`.
+A materialized view is recomputed whole from the current snapshots of its upstream tables
+and replaces its table's contents; `run_continuous` refreshes it when an upstream table has
+changed, at most every `pipelines.refresh_seconds`.
+
+When an Auto Loader source finds new columns, it records the evolved schema and stops its
+query; the runner then restarts that query, whose table gains the new columns.
 Spark does the distributed work; delta-rs does the storage; this module only wires them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 import time
@@ -23,10 +30,13 @@ from pyspark.sql.streaming import StreamingQuery
 from iotlake.config import Settings
 from spark_jobs import dp, event_log
 from spark_jobs.io import delta_sink, delta_source
+from spark_jobs.io.autoloader_source import SchemaEvolutionError
 from spark_jobs.io.storage import is_local, local_path, storage_options, table_uri
 from spark_jobs.quality import evaluate
 
 PIPELINES_ROOT = Path(__file__).resolve().parent
+# A run that keeps finding new columns is more likely a producer bug than evolution.
+MAX_SCHEMA_EVOLUTIONS = 10
 
 
 def _discover_systems() -> tuple[str, ...]:
@@ -96,18 +106,20 @@ def checkpoint(settings: Settings, spec: dp.TableSpec) -> str:
 
 
 def _inputs(spark: SparkSession, settings: Settings, spec: dp.TableSpec) -> dict[str, object]:
-    """The arguments of a table function: upstream streams, and `settings` if it asks."""
+    """The arguments of a table function: upstream streams (snapshots for a materialized
+    view), and `settings` if it asks."""
     arguments: dict[str, object] = {}
     for name in spec.upstream:
         if name == "settings":
             arguments[name] = settings
-        elif (spec.system, name) in dp.SOURCES:
+        elif (spec.system, name) in dp.SOURCES and not spec.materialized:
             arguments[name] = dp.SOURCES[(spec.system, name)].function(spark, settings)
         elif (spec.system, name) in dp.TABLES:
-            upstream = dp.TABLES[(spec.system, name)]
-            arguments[name] = delta_source.read_stream(
-                spark, location(settings, upstream), settings
-            )
+            uri = location(settings, dp.TABLES[(spec.system, name)])
+            if spec.materialized:
+                arguments[name] = delta_source.read_table(spark, uri, settings)
+            else:
+                arguments[name] = delta_source.read_stream(spark, uri, settings)
         else:
             raise ValueError(
                 f"{spec.system}.{spec.name}: parameter '{name}' is neither a source nor a table "
@@ -178,7 +190,9 @@ def start_flow(
     """Start the streaming query of one table; its Delta table exists when this returns."""
     uri = location(settings, spec)
     frame = spec.function(**_inputs(spark, settings, spec))
-    delta_sink.ensure_table(uri, storage_options(settings, uri), frame.schema, spec.partition_by)
+    delta_sink.ensure_table(
+        uri, storage_options(settings, uri), frame.schema, spec.partition_by, evolve=True
+    )
     checkpoint_location = checkpoint(settings, spec)
     writer = (
         frame.writeStream.foreachBatch(
@@ -195,15 +209,87 @@ def start_flow(
     return Flow(spec, writer.start(), uri)
 
 
+def refresh_view(
+    spark: SparkSession, settings: Settings, spec: dp.TableSpec, report: Callable[[str], None]
+) -> int:
+    """Recompute a materialized view and replace its table; returns the rows written.
+
+    Each refresh is one numbered batch of the view's own writer, logged like a stream's batch.
+    """
+    began = time.monotonic()
+    uri = location(settings, spec)
+    options = storage_options(settings, uri)
+    name = f"{spec.system}.{spec.name}"
+    app_id = f"{name}@view"
+    frame = spec.function(**_inputs(spark, settings, spec)).persist()
+    try:
+        quality = evaluate(frame, spec.expectations, name)
+        batch_id = delta_sink.next_batch_id(uri, options, app_id)
+        delta_sink.replace_table(quality.kept.toArrow(), uri, options, app_id, batch_id)
+    finally:
+        frame.unpersist()
+    seconds = time.monotonic() - began
+    rows_out = quality.rows_in - quality.rows_dropped
+    event_log.record(settings, spec, app_id, batch_id, quality, rows_out, seconds)
+    report(f"{name} refresh {batch_id}: {rows_out} rows in {seconds:.1f}s")
+    return rows_out
+
+
+def _upstream_versions(settings: Settings, spec: dp.TableSpec) -> tuple[int | None, ...]:
+    """The current version of each upstream table of a view: a refresh is due when it moves."""
+    versions = []
+    for name in spec.upstream:
+        if (spec.system, name) in dp.TABLES:
+            uri = location(settings, dp.TABLES[(spec.system, name)])
+            table = delta_source.open_table(uri, storage_options(settings, uri))
+            versions.append(None if table is None else table.version())
+    return tuple(versions)
+
+
+def schema_evolved(query: StreamingQuery) -> bool:
+    """True when the query stopped because its Auto Loader source recorded new columns."""
+    error = query.exception()
+    return error is not None and SchemaEvolutionError.__name__ in str(error)
+
+
+def _evolution_note(query: StreamingQuery) -> str:
+    lines = [line for line in str(query.exception()).splitlines() if "new column" in line]
+    return lines[0].strip() if lines else "new columns found"
+
+
+def run_table(
+    spark: SparkSession, settings: Settings, spec: dp.TableSpec, report: Callable[[str], None]
+) -> Flow:
+    """Run one table's query with AvailableNow until its input is drained, restarting it when
+    its source's schema evolves (each restart reads the batch that found the new columns)."""
+    for _ in range(MAX_SCHEMA_EVOLUTIONS + 1):
+        flow = start_flow(spark, settings, spec, once=True, report=report)
+        try:
+            flow.query.awaitTermination()
+            return flow
+        except StreamingQueryException:
+            if not schema_evolved(flow.query):
+                raise
+            report(f"{spec.system}.{spec.name}: {_evolution_note(flow.query)}; restarting")
+    raise RuntimeError(
+        f"{spec.system}.{spec.name}: schema evolved more than {MAX_SCHEMA_EVOLUTIONS} times in "
+        "one run"
+    )
+
+
 def run_once(
     spark: SparkSession, settings: Settings, system: str, report: Callable[[str], None] = print
 ) -> list[Flow]:
-    """Process everything available, table by table, upstream first, then return."""
+    """Process everything available, table by table, upstream first, then return.
+
+    Materialized views are refreshed once their upstream tables have caught up.
+    """
     flows = []
     for spec in load_system(system):
-        flow = start_flow(spark, settings, spec, once=True, report=report)
-        flow.query.awaitTermination()
-        flows.append(flow)
+        if spec.materialized:
+            refresh_view(spark, settings, spec, report)
+        else:
+            flows.append(run_table(spark, settings, spec, report))
     return flows
 
 
@@ -215,22 +301,59 @@ def run_continuous(
 ) -> None:
     """Run every table of `systems` until Ctrl-C or until a query fails, then stop them all."""
     flows: list[Flow] = []
+    views: dict[dp.TableSpec, tuple[int | None, ...] | None] = {}
     try:
         for system in systems:
             for spec in load_system(system):
+                if spec.materialized:
+                    views[spec] = None
+                    continue
                 flows.append(start_flow(spark, settings, spec, once=False, report=report))
                 _wait_initialized(flows[-1].query)
         report(f"running {len(flows)} tables: " + ", ".join(f.query.name for f in flows))
-        spark.streams.awaitAnyTermination()
-    except StreamingQueryException:
-        pass  # reported below, in one line, with the query it came from
+        if views:
+            report(f"refreshing {len(views)} views: " + ", ".join(v.name for v in views))
+        _supervise(spark, settings, flows, views, report)
     finally:
         for flow in flows:
             flow.query.stop()
     for flow in flows:
         error = flow.query.exception()
         if error is not None:
-            raise RuntimeError(f"{flow.query.name} stopped: {error.desc.splitlines()[0]}")
+            raise RuntimeError(f"{flow.query.name} stopped: {str(error).splitlines()[0]}")
+
+
+def _supervise(
+    spark: SparkSession,
+    settings: Settings,
+    flows: list[Flow],
+    views: dict[dp.TableSpec, tuple[int | None, ...] | None],
+    report: Callable[[str], None],
+) -> None:
+    """Wait on the queries, restart those whose source schema evolved, refresh due views.
+
+    Returns when a query stopped for any other reason (the caller reports it).
+    """
+    next_refresh = time.monotonic()
+    while True:
+        # A failed query is inspected below, query by query.
+        with contextlib.suppress(StreamingQueryException):
+            spark.streams.awaitAnyTermination(timeout=1.0)
+        for index, flow in enumerate(flows):
+            if flow.query.isActive:
+                continue
+            if not schema_evolved(flow.query):
+                return
+            report(f"{flow.query.name}: {_evolution_note(flow.query)}; restarting")
+            flows[index] = start_flow(spark, settings, flow.spec, once=False, report=report)
+        spark.streams.resetTerminated()
+        if views and time.monotonic() >= next_refresh:
+            for spec, seen in views.items():
+                versions = _upstream_versions(settings, spec)
+                if versions != seen:
+                    refresh_view(spark, settings, spec, report)
+                    views[spec] = versions
+            next_refresh = time.monotonic() + settings.pipelines.refresh_seconds
 
 
 def _wait_initialized(query: StreamingQuery, timeout: float = 180.0) -> None:

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Field, Schema, Transaction, write_deltalake
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyspark.sql import DataFrame
 from pyspark.sql.datasource import (
@@ -145,6 +145,28 @@ def merge_stream(
     return writer.start()
 
 
+def next_batch_id(table_uri: str, options: Mapping[str, str], app_id: str) -> int:
+    """The batch id after the last one `app_id` committed to the table (0 for the first)."""
+    table = open_table(table_uri, options)
+    committed = None if table is None else table.transaction_version(app_id)
+    return 0 if committed is None else committed + 1
+
+
+def replace_table(
+    data: pa.Table, table_uri: str, options: Mapping[str, str], app_id: str, batch_id: int
+) -> None:
+    """Replace the table's rows and schema with `data` (a materialized view's refresh), in one
+    commit carrying the writer's batch id; an empty result empties the table."""
+    write_deltalake(
+        table_uri,
+        data,
+        mode="overwrite",
+        schema_mode="overwrite",
+        storage_options=dict(options) or None,
+        commit_properties=batch_commit_properties(app_id, batch_id),
+    )
+
+
 def append_batch(
     batch: DataFrame,
     table_uri: str,
@@ -179,10 +201,13 @@ def ensure_table(
     options: Mapping[str, str],
     schema: StructType,
     partition_by: Sequence[str] = (),
+    evolve: bool = False,
 ) -> None:
     """Create the table empty if it is missing, so streams reading it can start at once.
 
-    An existing table must have the same columns and partitioning.
+    An existing table must have the same columns and partitioning. With `evolve`, columns
+    the stream has and the table lacks are added first (nullable, so earlier rows read null),
+    as a streaming table follows its source's schema evolution.
     """
     table = open_table(table_uri, options)
     if table is None:
@@ -194,8 +219,24 @@ def ensure_table(
             storage_options=dict(options) or None,
         )
         return
+    if evolve and add_new_columns(table, schema):
+        table = open_table(table_uri, options)
     check_schema(table_uri, table, schema)
     check_partitioning(table_uri, table, tuple(partition_by))
+
+
+def add_new_columns(table: DeltaTable, schema: StructType) -> list[str]:
+    """Add the columns of `schema` that `table` lacks; their names, in the stream's order."""
+    present = set(table.schema().to_arrow().names)
+    new = [column for column in schema.fields if column.name not in present]
+    if new:
+        table.alter.add_columns(
+            [
+                Field.from_json(json.dumps({**_public_metadata(c.jsonValue()), "nullable": True}))
+                for c in new
+            ]
+        )
+    return [column.name for column in new]
 
 
 def checkpoint_query_id(checkpoint_location: str) -> str | None:
@@ -502,17 +543,18 @@ def _public_metadata(node: Any) -> Any:
 
 
 def check_schema(table_uri: str, table: DeltaTable, schema: StructType) -> None:
-    """Refuse a stream whose column names, order or types differ from the table's.
+    """Refuse a stream whose column names or types differ from the table's.
 
-    Nullability and field metadata may differ: they do not change what a file holds.
+    Order, nullability and field metadata may differ: Delta readers match columns by name, and
+    a table that evolved has its added columns last whatever the stream's order.
     """
     existing = json.loads(table.schema().to_json())["fields"]
-    have = [(field["name"], _type_shape(field["type"])) for field in existing]
-    want = [(item.name, _type_shape(item.dataType.jsonValue())) for item in schema.fields]
+    have = {field["name"]: _type_shape(field["type"]) for field in existing}
+    want = {item.name: _type_shape(item.dataType.jsonValue()) for item in schema.fields}
     if have != want:
         raise ValueError(
-            f"stream schema {[name for name, _ in want]} does not match Delta table "
-            f"{table_uri} {[name for name, _ in have]} (names, order and types must agree)"
+            f"stream schema {list(want)} does not match Delta table "
+            f"{table_uri} {list(have)} (names and types must agree)"
         )
 
 

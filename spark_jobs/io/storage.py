@@ -32,6 +32,26 @@ def table_uri(settings: Settings, *parts: str) -> str:
     return str(Path(local_path(root)).resolve().joinpath(*parts))
 
 
+def landing_uri(settings: Settings, relative: str) -> str:
+    """Where producers drop files for Auto Loader: beside the tables for a local lake, in the
+    landing bucket for an S3 lake (as the originals keep landing zones apart from tables)."""
+    if is_local(settings.lake_root):
+        return table_uri(settings, "landing", relative)
+    return f"s3://{settings.lake.landing_bucket}/{relative.strip('/')}"
+
+
+def schema_location(settings: Settings, system: str, name: str) -> str:
+    """A local directory for an Auto Loader source's inferred schemas.
+
+    The source writes it from the driver, so it stays on local disk even for an S3 lake:
+    beside the tables for a local lake, under the state directory otherwise.
+    """
+    if is_local(settings.lake_root):
+        return table_uri(settings, system, "_schemas", name)
+    root = settings.state_dir / "schemas" / settings.target / system / name
+    return str(root.resolve())
+
+
 def is_local(uri: str) -> bool:
     """True for a plain path or a `file:` URI; False for object stores such as `s3://`."""
     scheme = urlparse(uri).scheme
