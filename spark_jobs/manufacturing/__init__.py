@@ -1,0 +1,1 @@
+"""IoT time-series anomaly detection: sensor and inspection CSVs -> Auto Loader -> Delta."""
