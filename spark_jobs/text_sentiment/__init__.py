@@ -1,0 +1,1 @@
+"""DLT Twitter demo: post files -> Auto Loader bronze -> English silver -> sentiment gold."""

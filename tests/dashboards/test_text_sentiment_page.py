@@ -1,0 +1,246 @@
+"""The text-sentiment page shows the top posts, the word cloud, the label pie and languages.
+
+Its tables are seeded from generated posts scored with VADER here, and written with delta-rs
+as the pipeline writes them; expected figures come from pandas over the same posts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import streamlit as st
+from deltalake import write_deltalake
+from streamlit.testing.v1 import AppTest
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from dashboards.charts import wordcloud_stopwords
+from dashboards.queries import TEXT_SENTIMENT, table_uri
+from iotlake.config import Settings, load_settings
+from services.producers.post_stream import StreamConfig, generate_posts
+from tests.conftest import free_port
+from tests.dashboards.test_dashboard_browser import (  # noqa: F401 (browser is a fixture)
+    APP,
+    REPO,
+    _capture,
+    _render,
+    _wait_healthy,
+    browser,
+)
+
+PAGE = "views/text_sentiment.py"
+START_MS = 1_653_500_000_000
+SCHEMAS = {
+    "sentiment": pa.schema(
+        [
+            ("id", pa.int64()),
+            ("geo", pa.string()),
+            ("lang", pa.string()),
+            ("text", pa.string()),
+            ("label", pa.string()),
+            ("score", pa.float64()),
+        ]
+    ),
+    "languages": pa.schema([("lang", pa.string()), ("count", pa.int64())]),
+    "silver": pa.schema(
+        [("id", pa.int64()), ("geo", pa.string()), ("lang", pa.string()), ("text", pa.string())]
+    ),
+    "top_posts": pa.schema(
+        [
+            ("label", pa.string()),
+            ("rank", pa.int32()),
+            ("id", pa.int64()),
+            ("text", pa.string()),
+            ("score", pa.float64()),
+        ]
+    ),
+}
+
+
+def _label(score: float) -> str:
+    return "POS" if score >= 0.05 else "NEG" if score <= -0.05 else "NEU"
+
+
+def _seed(settings: Settings, posts: int = 400) -> dict[str, pd.DataFrame]:
+    """Gold tables of `posts` generated posts: sentiment by VADER, counts and ranks by pandas."""
+    generated = pd.DataFrame(generate_posts(StreamConfig(seed=21), START_MS, posts))
+    model = SentimentIntensityAnalyzer()
+    english = generated[generated["lang"] == "en"].copy()
+    english["geo"] = english["geo"].map(lambda geo: None if geo is None else json.dumps(geo))
+    english["score"] = english["text"].map(lambda text: model.polarity_scores(text)["compound"])
+    english["label"] = english["score"].map(_label)
+    sentiment = english[["id", "geo", "lang", "text", "label", "score"]]
+    counts = generated["lang"].value_counts()
+    languages = pd.DataFrame({"lang": counts.index, "count": counts.to_numpy()})
+    positive = sentiment[sentiment["label"] == "POS"].sort_values(
+        ["score", "id"], ascending=[False, True]
+    )
+    negative = sentiment[sentiment["label"] == "NEG"].sort_values(["score", "id"])
+    top = pd.concat(
+        frame.head(15).assign(rank=np.arange(1, len(frame.head(15)) + 1, dtype="int32"))
+        for frame in (positive, negative)
+    )[["label", "rank", "id", "text", "score"]]
+    silver = sentiment[["id", "geo", "lang", "text"]]
+    tables = {"sentiment": sentiment, "languages": languages, "top_posts": top, "silver": silver}
+    for table, frame in tables.items():
+        data = pa.Table.from_pandas(frame, schema=SCHEMAS[table], preserve_index=False)
+        write_deltalake(table_uri(settings, TEXT_SENTIMENT, table), data, mode="overwrite")
+    return tables
+
+
+@pytest.fixture
+def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("IOTLAKE_LAKE__ROOT", str(tmp_path / "lake"))
+    monkeypatch.setenv("IOTLAKE_STATE_DIR", str(tmp_path))
+    st.cache_resource.clear()
+    yield load_settings()
+    st.cache_resource.clear()
+
+
+def _open() -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=90)
+    app.run()
+    app.switch_page(PAGE).run()
+    assert not app.exception, [error.message for error in app.exception]
+    return app
+
+
+def _figures(app: AppTest) -> dict[str, dict]:
+    figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    return {figure["layout"]["title"]["text"]: figure["data"][0] for figure in figures}
+
+
+def _values(trace: dict, key: str) -> list:
+    """A trace's values; plotly's JSON packs numeric arrays as base64 with a dtype."""
+    import base64
+
+    values = trace[key]
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
+
+
+def test_page_shows_label_pie_languages_word_cloud_and_ranked_posts_as_pandas_computes(lake):
+    tables = _seed(lake)
+    sentiment = tables["sentiment"]
+
+    app = _open()
+
+    figures = _figures(app)
+    pie = figures["Posts per sentiment label"]
+    want_labels = sentiment["label"].value_counts().sort_index()
+    assert dict(zip(pie["labels"], _values(pie, "values"), strict=True)) == want_labels.to_dict()
+    bars = figures["Posts per language (bronze, before the EN filter)"]
+    want_languages = tables["languages"].sort_values(["count", "lang"], ascending=[False, True])
+    assert list(bars["x"]) == want_languages["lang"].tolist()
+    assert _values(bars, "y") == want_languages["count"].tolist()
+
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics == {"Posts scored": f"{len(sentiment):,}", "Posts ingested": "400"}
+    frames = [frame.value for frame in app.dataframe]
+    assert len(frames) == 3
+    ranked, geo = frames[:2], frames[2]
+    top = tables["top_posts"]
+    for shown, label in zip(ranked, ("POS", "NEG"), strict=True):
+        want = top[top["label"] == label]
+        assert shown["text"].tolist() == want["text"].tolist()
+        assert shown["rank"].tolist() == list(range(1, len(want) + 1))
+    with_geo = tables["silver"].dropna(subset=["geo"]).sort_values("id")
+    assert geo["id"].tolist() == with_geo["id"].astype(str).head(25).tolist()
+    notes = [markdown.value for markdown in app.markdown]
+    assert f"Languages in `silver`: en: {len(tables['silver']):,}" in notes
+    images = app.get("image")
+    assert len(images) == 1 and len(images[0].value) == 1, "one word cloud"
+    assert "https, RT, how" in images[0].captions[0]
+    assert not app.info
+
+
+def test_word_cloud_keeps_no_stopword_and_only_words_of_the_positive_posts(lake):
+    from dashboards.charts import word_cloud
+
+    sentiment = _seed(lake)["sentiment"]
+    positive = sentiment[sentiment["label"] == "POS"].nlargest(100, "score")["text"]
+
+    cloud = word_cloud(positive, max_words=100)
+
+    words = set(cloud.words_)
+    stopwords = {word.lower() for word in wordcloud_stopwords()}
+    assert 0 < len(words) <= 100
+    assert not {word.lower() for word in words} & stopwords
+    # Entries are words or two-word collocations, each word found in the posts.
+    vocabulary = " ".join(positive).lower()
+    assert all(part.lower() in vocabulary for word in words for part in word.split())
+    assert not [word for word in words if "t.co" in word or word.startswith("https")]
+
+
+def test_page_on_an_empty_lake_says_which_tables_have_no_data_yet(lake):
+    app = _open()
+
+    messages = [info.value for info in app.info]
+    for table in ("sentiment", "languages", "top_posts"):
+        assert any(f"No data yet in `{table}`" in message for message in messages)
+    assert all("iotlake run text-sentiment" in message for message in messages)
+    assert not app.get("plotly_chart")
+
+
+@pytest.mark.slow
+def test_page_renders_in_chromium_with_its_charts_and_word_cloud(
+    tmp_path,
+    browser,  # noqa: F811 (the fixture imported above)
+    artifacts,
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    environment = {
+        **os.environ,
+        "IOTLAKE_LAKE__ROOT": str(tmp_path / "lake"),
+        "IOTLAKE_STATE_DIR": str(tmp_path),
+    }
+    settings = load_settings(lake={"root": str(tmp_path / "lake")}, state_dir=str(tmp_path))
+    _seed(settings)
+    port = free_port()
+    log = tmp_path / "streamlit.log"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.headless", "true",
+        "--server.address", "127.0.0.1",
+        "--server.port", str(port),
+        "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            command, cwd=REPO, env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server, log)
+        plots = _render(browser, f"{url}/text-sentiment", 2, "Top 15 positive posts")
+
+        def cloud_drawn(driver) -> bool:
+            images = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
+            return bool(images) and driver.execute_script(
+                "return arguments[0].complete && arguments[0].naturalWidth", images[0]
+            )
+
+        width = WebDriverWait(browser, 60, poll_frequency=0.5).until(cloud_drawn)
+        _capture(browser, artifacts / "dashboard_text_sentiment.png")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+    assert plots >= 2
+    assert width >= 500
+    assert (artifacts / "dashboard_text_sentiment.png").stat().st_size > 10_000
