@@ -1,8 +1,30 @@
-"""S3 + Kinesis emulator: moto server (default) or LocalStack in host mode."""
+"""S3 + Kinesis emulator: moto server (default) or LocalStack in host mode.
+
+moto keeps every bucket, object and stream in memory, so a crash of its process would lose
+the Kinesis records and the S3 objects the broker and the lake keep there. The embedded
+emulator therefore writes a journal: each request that changed state (PUT/POST/DELETE on
+S3, a Kinesis PutRecords or CreateStream, ...) is appended, with its body, after moto
+applied it and before the client gets its answer. On start, the journal is replayed into
+the fresh process, in the order the requests were applied, so streams get the same
+per-shard sequence numbers and buckets the same objects, and consumers' checkpoints stay
+valid across a `kill -9`. `iotlake down` deletes the journal: a stack started after it
+begins empty, as before.
+"""
 
 from __future__ import annotations
 
+import argparse
+import base64
+import io
+import json
+import os
+import re
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -11,6 +33,25 @@ from iotlake.config import Settings
 from services.embedded.spec import ServiceSpec
 
 _QUICK = Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 0})
+JOURNAL_NAME = "aws-journal.jsonl"
+# Environ keys that describe a request as moto sees it; the rest is per-connection detail.
+_REQUEST_KEYS = {
+    "REQUEST_METHOD",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "CONTENT_TYPE",
+    "RAW_URI",
+    "REQUEST_URI",
+    "SCRIPT_NAME",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SERVER_PROTOCOL",
+}
+_READ_OPERATIONS = ("Get", "List", "Describe")
+_UPLOAD_ID = re.compile(rb"<UploadId>([^<]+)</UploadId>")
+
+StartResponse = Callable[..., Callable[[bytes], Any]]
+WsgiApp = Callable[[dict, StartResponse], Iterable[bytes]]
 
 
 def s3_answers(settings: Settings) -> bool:
@@ -20,6 +61,245 @@ def s3_answers(settings: Settings) -> bool:
     except Exception:
         return False
     return True
+
+
+def journal_path(settings: Settings) -> Path:
+    """Where the embedded moto server keeps its journal of state changes."""
+    return settings.data_dir / JOURNAL_NAME
+
+
+def forget(settings: Settings) -> None:
+    """Drop the journal, so the next emulator starts empty (what `iotlake down` means)."""
+    journal_path(settings).unlink(missing_ok=True)
+
+
+def _operation(environ: dict) -> str:
+    """The JSON/CBOR API operation name (Kinesis: `PutRecords`), or '' for REST calls (S3)."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    path = environ.get("PATH_INFO", "")
+    return path.rsplit("/operation/", 1)[-1] if "/operation/" in path else ""
+
+
+def changes_state(environ: dict) -> bool:
+    """True for requests whose effect must be replayed: writes, never reads or moto's API."""
+    if environ.get("REQUEST_METHOD") in ("GET", "HEAD", "OPTIONS"):
+        return False
+    if environ.get("PATH_INFO", "").startswith("/moto-api/"):
+        return False
+    return not _operation(environ).startswith(_READ_OPERATIONS)
+
+
+def _read_body(environ: dict) -> bytes:
+    """The whole request body; the environ gets a fresh stream so moto can read it again."""
+    length = environ.get("CONTENT_LENGTH") or ""
+    stream = environ["wsgi.input"]
+    if length.isdigit():
+        body = stream.read(int(length))
+    elif environ.get("wsgi.input_terminated"):
+        body = stream.read()  # chunked: the server ends the stream after the last chunk
+    else:
+        # No length and not chunked (a DeleteObject, say): there is no body, and reading the
+        # connection to its end would wait for the client, which waits for the answer.
+        body = b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    environ.pop("wsgi.input_terminated", None)
+    return body
+
+
+class Journal:
+    """An append-only file of applied requests, one JSON object a line.
+
+    Each line is written with one `write` and flushed before the client is answered: the
+    kernel keeps it when the process is killed (a power cut may still lose the last lines).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("ab")
+
+    def record(self, environ: dict, body: bytes, upload_id: bytes | None) -> None:
+        entry: dict[str, Any] = {
+            "environ": {
+                key: value
+                for key, value in environ.items()
+                if isinstance(value, str) and (key in _REQUEST_KEYS or key.startswith("HTTP_"))
+            },
+            "body": base64.b64encode(body).decode("ascii"),
+        }
+        if upload_id:
+            entry["upload_id"] = upload_id.decode()
+        self._file.write(json.dumps(entry).encode() + b"\n")
+        self._file.flush()
+
+    def truncate(self) -> None:
+        """moto's state was reset on purpose: nothing before this point is to be replayed."""
+        self._file.truncate(0)
+        self._file.flush()
+
+    def entries(self) -> Iterator[dict]:
+        """Recorded entries in order; a line cut short by a kill mid-write is skipped."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as lines:
+            for line in lines:
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue
+
+
+def _call(app: WsgiApp, environ: dict) -> tuple[str, list, bytes]:
+    """Run one request through a WSGI app to the end: status line, headers, whole body."""
+    answer: dict[str, Any] = {}
+    chunks: list[bytes] = []
+
+    def start_response(status: str, headers: list, exc_info: Any = None) -> Callable:
+        answer.update(status=status, headers=headers)
+        return chunks.append
+
+    result = app(environ, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close:
+            close()
+    return answer["status"], answer["headers"], b"".join(chunks)
+
+
+def _succeeded(status: str) -> bool:
+    return int(status.split()[0]) < 300
+
+
+class JournaledApp:
+    """WSGI middleware: apply state-changing requests one at a time and journal them.
+
+    One lock orders writes, so the journal holds them in the order moto applied them (a
+    Kinesis sequence number is a per-shard counter: replaying in another order would give
+    records other numbers). Only successful writes are journaled; a write the process dies
+    in the middle of is not, and the client, which got no answer, retries it.
+    """
+
+    def __init__(self, app: WsgiApp, journal: Journal) -> None:
+        self._app = app
+        self._journal = journal
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/moto-api/reset" and environ["REQUEST_METHOD"] == "POST":
+            with self._lock:
+                self._journal.truncate()
+                return self._app(environ, start_response)
+        if not changes_state(environ):
+            return self._app(environ, start_response)
+        body = _read_body(environ)
+        with self._lock:
+            status, headers, content = _call(self._app, environ)
+            if _succeeded(status):
+                self._journal.record(environ, body, _created_upload(environ, content))
+        start_response(status, headers)
+        return [content]
+
+
+def _created_upload(environ: dict, content: bytes) -> bytes | None:
+    """The UploadId moto chose for a new S3 multipart upload (random, so remapped on replay)."""
+    if environ["REQUEST_METHOD"] != "POST" or "uploads" not in environ.get("QUERY_STRING", ""):
+        return None
+    found = _UPLOAD_ID.search(content)
+    return found.group(1) if found else None
+
+
+def _replay_environ(entry: dict, renamed_uploads: dict[str, str]) -> dict:
+    """A WSGI environ equal to the recorded request, with upload ids of this process."""
+    from werkzeug.test import EnvironBuilder
+
+    body = base64.b64decode(entry["body"])
+    environ = EnvironBuilder(method=entry["environ"]["REQUEST_METHOD"]).get_environ()
+    environ.update(entry["environ"])
+    for old, new in renamed_uploads.items():
+        for key in ("QUERY_STRING", "RAW_URI", "REQUEST_URI"):
+            if key in environ:
+                environ[key] = environ[key].replace(old, new)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return environ
+
+
+def replay(app: WsgiApp, journal: Journal) -> tuple[int, int]:
+    """Apply every journaled request to a fresh moto; return (replayed, refused) counts."""
+    renamed: dict[str, str] = {}
+    replayed = refused = 0
+    for entry in journal.entries():
+        status, _, content = _call(app, _replay_environ(entry, renamed))
+        replayed += 1
+        refused += not _succeeded(status)
+        if entry.get("upload_id"):
+            fresh = _created_upload({"REQUEST_METHOD": "POST", "QUERY_STRING": "uploads"}, content)
+            if fresh:
+                renamed[entry["upload_id"]] = fresh.decode()
+    return replayed, refused
+
+
+def _last_sequence_number(shard: Any) -> int:
+    return next(reversed(shard.records), 0)
+
+
+def _first_sequence_number(shard: Any) -> int:
+    return next(iter(shard.records), 0)
+
+
+def _constant_time_shard_ends() -> None:
+    """Make a Kinesis put O(1) instead of O(records in the shard).
+
+    moto finds a shard's first and last sequence numbers by listing all its keys, so ingest
+    (and a journal's replay) slows down as a shard fills: ~100 s to put 100k records. Its
+    records are kept in insertion order, so the ends are the first and last keys.
+    """
+    from moto.kinesis.models import Shard
+
+    Shard.get_max_sequence_number = _last_sequence_number
+    Shard.get_min_sequence_number = _first_sequence_number
+
+
+def main(argv: list[str] | None = None) -> None:
+    """moto server with a journal: replay it, then serve and keep journaling."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import run_simple
+
+    parser = argparse.ArgumentParser(description="moto server that survives kill -9")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--journal", type=Path, help="journal file; none keeps state in memory")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    _constant_time_shard_ends()
+    app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    if args.journal:
+        journal = Journal(args.journal)
+        began = time.monotonic()
+        replayed, refused = replay(app, journal)
+        print(
+            f"aws: replayed {replayed} journaled requests ({refused} refused) "
+            f"in {time.monotonic() - began:.1f}s from {args.journal}",
+            flush=True,
+        )
+        app = JournaledApp(app, journal)
+    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
+def _replay_allowance(journal: Path) -> float:
+    """Seconds to allow for replaying `journal`: measured ~1 s per MB on a loaded laptop."""
+    size_mb = journal.stat().st_size / 2**20 if journal.exists() else 0.0
+    return 3.0 * size_mb
 
 
 def spec(settings: Settings) -> ServiceSpec:
@@ -35,10 +315,13 @@ def spec(settings: Settings) -> ServiceSpec:
         hint = "LocalStack runs on Python 3.13: run `make localstack` to create .venv-localstack"
         timeout = 180.0
     else:
-        command = [sys.executable, "-m", "moto.server", "-H", aws.host, "-p", str(aws.port)]
+        command = [sys.executable, "-m", "services.embedded.aws_emulator"]
+        command += ["--host", aws.host, "--port", str(aws.port)]
+        if aws.journal:
+            command += ["--journal", str(journal_path(settings).resolve())]
         env = {}
         hint = "moto is a Python dependency: run `make venv`"
-        timeout = 60.0
+        timeout = 60.0 + (_replay_allowance(journal_path(settings)) if aws.journal else 0.0)
     return ServiceSpec(
         name="aws",
         command=command,
@@ -50,3 +333,7 @@ def spec(settings: Settings) -> ServiceSpec:
         env=env,
         start_timeout=timeout,
     )
+
+
+if __name__ == "__main__":
+    main()

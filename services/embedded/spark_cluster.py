@@ -1,4 +1,4 @@
-"""Spark standalone master and one worker, started from pyspark's own `spark-class`."""
+"""Spark standalone master and its workers, started from pyspark's own `spark-class`."""
 
 from __future__ import annotations
 
@@ -65,11 +65,24 @@ def master_spec(settings: Settings) -> ServiceSpec:
     )
 
 
-def worker_spec(settings: Settings) -> ServiceSpec:
+def worker_name(number: int) -> str:
+    """`spark-worker` for the first worker (the name `iotlake status` shows), then `-2`..."""
+    return "spark-worker" if number == 1 else f"spark-worker-{number}"
+
+
+def worker_specs(settings: Settings) -> list[ServiceSpec]:
+    """Every worker `spark.workers` asks for; more than one lets a cluster lose a worker."""
+    return [worker_spec(settings, number) for number in range(1, settings.spark.workers + 1)]
+
+
+def worker_spec(settings: Settings, number: int = 1) -> ServiceSpec:
+    """Worker `number`: its own UI port (`worker_ui_port` + number - 1) and work directory."""
     spark = settings.spark
-    work_dir = (settings.data_dir / "spark-work").resolve()
+    suffix = "" if number == 1 else f"-{number}"
+    work_dir = (settings.data_dir / f"spark-work{suffix}").resolve()
+    ui_port = spark.worker_ui_port + number - 1
     return ServiceSpec(
-        name="spark-worker",
+        name=worker_name(number),
         command=[
             str(spark_home() / "bin" / "spark-class"),
             "org.apache.spark.deploy.worker.Worker",
@@ -81,15 +94,20 @@ def worker_spec(settings: Settings) -> ServiceSpec:
             "--memory",
             spark.worker_memory,
             "--webui-port",
-            str(spark.worker_ui_port),
+            str(ui_port),
             "--work-dir",
             str(work_dir),
         ],
-        endpoint=f"http://{LOOPBACK}:{spark.worker_ui_port}",
+        endpoint=f"http://{LOOPBACK}:{ui_port}",
         host=LOOPBACK,
-        ports=(spark.worker_ui_port,),
-        healthy=lambda: master_state(spark.master_ui_port).get("aliveworkers", 0) >= 1,
+        ports=(ui_port,),
+        healthy=lambda: alive_workers(spark.master_ui_port) >= number,
         install_hint="spark-class ships with pyspark: run `make venv`",
-        env=_env(settings, "worker"),
+        env=_env(settings, f"worker{suffix}"),
         prepare=lambda: work_dir.mkdir(parents=True, exist_ok=True),
     )
+
+
+def alive_workers(ui_port: int) -> int:
+    """How many workers the master counts as alive (a killed one drops out after a timeout)."""
+    return int(master_state(ui_port).get("aliveworkers", 0))

@@ -65,7 +65,7 @@ def planned_services(settings: Settings, cluster: bool) -> list[ServiceSpec]:
         mqtt_broker.spec(settings),
     ]
     if cluster:
-        specs += [spark_cluster.master_spec(settings), spark_cluster.worker_spec(settings)]
+        specs += [spark_cluster.master_spec(settings), *spark_cluster.worker_specs(settings)]
     return specs
 
 
@@ -173,6 +173,8 @@ def down(settings: Settings, report: Callable[[str], None] = print) -> list[str]
             stopped.append(name)
             report(f"{name}: stopped")
     _startup_file(settings).unlink(missing_ok=True)
+    # The emulator's journal outlives a crash, not a `down`: the next stack starts empty.
+    aws_emulator.forget(settings)
     return stopped
 
 

@@ -231,6 +231,10 @@ class KafkaSender:
                 "bootstrap.servers": settings.kafka.bootstrap_servers,
                 "linger.ms": max(0, int(linger * 1000)),
                 "client.id": f"iotlake-producer-{topic}",
+                # The broker drops a batch librdkafka resends after a lost answer, as the
+                # bridge does; without it a broker restart can store a batch twice.
+                "acks": "all",
+                "enable.idempotence": True,
                 # Surface a dead broker within a minute so the message is produced again.
                 "message.timeout.ms": 60_000,
             }

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -514,9 +514,25 @@ def commit_files(
 
 
 def delete_files(table_uri: str, options: Mapping[str, str], files: Iterable[DataFile]) -> None:
-    """Remove written files that no commit will reference."""
+    """Remove written files that no commit will reference.
+
+    A file the table does reference is kept: Spark may abort a write whose commit reached
+    the Delta log before the failure it reacts to (a commit that succeeded, then a worker
+    that died), and deleting those files would lose committed rows.
+    """
+    files = list(files)
+    if not files:
+        return
+    table = open_table(table_uri, options)
+    referenced = set()
+    if table is not None:
+        paths = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
+        referenced = {unquote(path) for path in paths}
     filesystem, root = arrow_filesystem(table_uri, dict(options))
     for file in files:
+        if unquote(file.path) in referenced:
+            log.warning("delta sink: %s is in the table's log; not deleted", file.path)
+            continue
         _delete_quietly(filesystem, join(root, file.path))
 
 

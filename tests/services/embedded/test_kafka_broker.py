@@ -9,6 +9,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from services.embedded import stack as embedded
+from tests.conftest import settings_for
 
 
 def _create_topic(bootstrap: str, partitions: int = 2) -> str:
@@ -82,3 +83,32 @@ def test_broker_restart_keeps_topics_records_and_committed_offsets(stack):
     after.assign([TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 0)])
     assert len(_drain(after, 100)) == 100
     after.close()
+
+
+def test_emulator_killed_under_the_broker_keeps_topics_records_and_offsets(tmp_path):
+    # The broker's log lives in the emulator's S3: the emulator's journal must bring it back.
+    settings = settings_for(tmp_path)
+    embedded.up(settings, report=lambda line: None)
+    try:
+        bootstrap = settings.kafka.bootstrap_servers
+        topic = _create_topic(bootstrap)
+        _produce(bootstrap, topic, 100)
+        consumer = _group_consumer(bootstrap, "survivors")
+        consumer.commit(
+            offsets=[TopicPartition(topic, 0, 30), TopicPartition(topic, 1, 20)],
+            asynchronous=False,
+        )
+        consumer.close()
+
+        embedded.restart(settings, "aws", hard=True)
+        _produce(bootstrap, topic, 100)
+
+        after = _group_consumer(bootstrap, "survivors")
+        committed = after.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], 10)
+        assert [tp.offset for tp in committed] == [30, 20]
+        after.assign([TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 0)])
+        values = [m.value().decode() for m in _drain(after, 200)]
+        after.close()
+        assert sorted(values) == sorted([f"reading-{i}" for i in range(100)] * 2)
+    finally:
+        embedded.down(settings, report=lambda line: None)

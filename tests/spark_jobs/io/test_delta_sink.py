@@ -195,6 +195,25 @@ def test_aborted_batch_removes_the_files_its_tasks_wrote(lake):
     assert lake.parquet_files(uri) == set()
 
 
+def test_abort_after_a_commit_that_went_through_keeps_the_committed_files(lake):
+    uri = lake.uri("bronze")
+    schema = T.StructType(
+        [T.StructField("id", T.LongType()), T.StructField("device", T.StringType())]
+    )
+    writer = DeltaStreamWriter(uri, lake.options(uri), schema, ("device",), "app", None)
+    rows = pa.record_batch({"id": pa.array([1, 2, 3], pa.int64()), "device": ["a", "b", "a"]})
+    filesystem, root = arrow_filesystem(uri, lake.options(uri))
+    task = TaskFiles(filesystem, root, ("device",), "part-00000")
+    task.add(rows)
+    written = DeltaFilesWritten(task.close())
+    writer.commit([written], 0)
+
+    writer.abort([written], 0)
+
+    assert lake.parquet_files(uri) == {file.path for file in written.files}
+    assert len(lake.table(uri).to_pyarrow_table()) == 3
+
+
 def test_replayed_batch_adds_nothing_and_leaves_no_files(spark, lake, tmp_path):
     landing, checkpoint, uri = tmp_path / "landing", tmp_path / "checkpoint", lake.uri("bronze")
     for index in range(2):
