@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # tests; docker-compose: validates docker-compose.yml without a Docker engine.
 APT_PACKAGES := mosquitto chromium chromium-driver docker-compose
 
-.PHONY: demo test test-fast lint deps venv localstack down clean
+.PHONY: demo test test-fast test-compose lint deps venv localstack down clean
 
 demo: deps venv
 	$(BIN)/iotlake demo
@@ -16,6 +16,11 @@ test: deps venv localstack
 
 test-fast: deps venv
 	$(BIN)/python -m pytest -m "not slow"
+
+# The end-to-end tests against the `docker compose` stack, which must be up and healthy
+# (`cp .env.example .env`, then `docker compose up --wait`). The compose-e2e workflow runs it.
+test-compose: venv
+	E2E_STACK=compose $(BIN)/python -m pytest tests/compose/test_compose_stack.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -18,6 +18,8 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("Systems", "views/seismograph.py", "Seismograph", "seismograph"),
     ("Systems", "views/aws_iot.py", "AWS IoT", "aws-iot"),
     ("Systems", "views/arduino.py", "Arduino", "arduino"),
+    ("Systems", "views/text_sentiment.py", "Text sentiment", "text-sentiment"),
+    ("Systems", "views/manufacturing.py", "Manufacturing", "manufacturing"),
     ("Pipelines", "views/data_quality.py", "Data quality", "data-quality"),
 ]
 

@@ -281,3 +281,149 @@ def distance_line(frame: pd.DataFrame) -> go.Figure:
     figure.update_xaxes(title="timestamp (UTC)")
     figure.update_yaxes(title="distance (cm)")
     return _layout(figure, "SR04 distance")
+
+
+# --- text-sentiment ---------------------------------------------------------------------
+
+# The original notebook's colours are matplotlib's defaults; these keep POS green, NEG red.
+LABEL_COLORS = {"POS": "#00A972", "NEU": "#9AA0A6", "NEG": "#FF3621"}
+# The original's extra stopwords beside WordCloud's own list.
+EXTRA_STOPWORDS = ("https", "RT", "how")
+
+
+def label_pie(counts: pd.DataFrame) -> go.Figure:
+    """The original's pie chart: posts per sentiment label."""
+    labels = counts["label"].astype(str)
+    figure = go.Figure(
+        go.Pie(
+            labels=labels,
+            values=counts["posts"].astype(int),
+            marker={"colors": [LABEL_COLORS.get(label, "#636EFA") for label in labels]},
+            sort=False,
+        )
+    )
+    return _layout(figure, "Posts per sentiment label")
+
+
+def languages_bar(languages: pd.DataFrame) -> go.Figure:
+    """Posts per language as ingested, before silver keeps only English."""
+    figure = go.Figure(go.Bar(x=languages["lang"].astype(str), y=languages["count"].astype(int)))
+    figure.update_xaxes(title="lang")
+    figure.update_yaxes(title="count")
+    return _layout(figure, "Posts per language (bronze, before the EN filter)")
+
+
+def wordcloud_stopwords() -> set[str]:
+    """WordCloud's STOPWORDS plus the original's "https", "RT" and "how"."""
+    from wordcloud import STOPWORDS
+
+    return set(STOPWORDS) | set(EXTRA_STOPWORDS)
+
+
+def word_cloud(texts: pd.Series, max_words: int = 100, seed: int = 1):
+    """A word cloud of `texts` (a `wordcloud.WordCloud`, drawn with `.to_array()`).
+
+    URL fragments ("t.co" codes) are dropped with the stopwords' "https"; the seed fixes the
+    layout, so the same texts draw the same picture.
+    """
+    from wordcloud import WordCloud
+
+    text = " ".join(texts.dropna().astype(str))
+    text = " ".join(word for word in text.split() if not word.startswith("https://"))
+    cloud = WordCloud(
+        width=1000,
+        height=420,
+        background_color="white",
+        max_words=max_words,
+        stopwords=wordcloud_stopwords(),
+        random_state=seed,
+    )
+    return cloud.generate(text)
+
+
+# --- manufacturing ----------------------------------------------------------------------
+
+# The original dashboard's colours: defects red, non-defects green, unknown blue.
+DEFECT_COLOR, NON_DEFECT_COLOR, UNKNOWN_COLOR = "#FF3621", "#00A972", "#077A9D"
+
+
+def week_start(timestamps: pd.Series) -> pd.Series:
+    """DATE_TRUNC('WEEK', ts) as Databricks SQL computes it: the Monday 00:00 of the week."""
+    days = pd.to_datetime(timestamps).dt.floor("D")
+    return days - pd.to_timedelta(days.dt.weekday, unit="D")
+
+
+def inspections_by_week(daily: pd.DataFrame) -> go.Figure:
+    """The original's stacked bar: defect-flagged and non-defect inspections per week."""
+    weekly = (
+        daily.assign(week=week_start(daily["timestamp_hour"]))
+        .groupby("week", as_index=False)[["defect_count", "not_defect_count"]]
+        .sum()
+        .sort_values("week")
+    )
+    figure = go.Figure(
+        [
+            go.Bar(
+                x=weekly["week"],
+                y=weekly["defect_count"].astype(int),
+                name="Defect Flagged",
+                marker_color=DEFECT_COLOR,
+            ),
+            go.Bar(
+                x=weekly["week"],
+                y=weekly["not_defect_count"].astype(int),
+                name="Non Defect",
+                marker_color=NON_DEFECT_COLOR,
+            ),
+        ]
+    )
+    figure.update_layout(barmode="stack")
+    figure.update_xaxes(title="week")
+    figure.update_yaxes(title="Inspections")
+    return _layout(figure, "Inspections by week")
+
+
+def factory_defect_rate(rates: pd.DataFrame) -> go.Figure:
+    """% Defect Rate by factory: the mean of the devices' defect rates, sorted by it."""
+    by_factory = (
+        rates.groupby("factory_id", as_index=False)["defect_rate"].mean().sort_values("defect_rate")
+    )
+    figure = go.Figure(
+        go.Bar(
+            x=by_factory["defect_rate"].astype(float),
+            y=by_factory["factory_id"].astype(str),
+            orientation="h",
+            marker_color=DEFECT_COLOR,
+        )
+    )
+    figure.update_xaxes(title="avg(defect_rate) %")
+    figure.update_yaxes(title="factory_id")
+    return _layout(figure, "% Defect Rate by factory")
+
+
+def _defect_name(defect: object) -> str:
+    return "unknown" if pd.isna(defect) else f"{float(defect):g}"
+
+
+def feature_scatter(features: pd.DataFrame, column: str, title: str) -> go.Figure:
+    """Mean `column` per day, one colour per inspection outcome (1 red, 0 green, null blue)."""
+    colors = {"1": DEFECT_COLOR, "0": NON_DEFECT_COLOR, "unknown": UNKNOWN_COLOR}
+    outcomes = features["defect"].map(_defect_name)
+    traces = []
+    for name in ("0", "1", "unknown"):
+        rows = features[outcomes == name]
+        if rows.empty:
+            continue
+        traces.append(
+            go.Scatter(
+                x=rows["day"],
+                y=rows[column].astype(float),
+                mode="markers",
+                name=f"defect {name}",
+                marker={"color": colors[name], "size": 7},
+            )
+        )
+    figure = go.Figure(traces)
+    figure.update_xaxes(title="day")
+    figure.update_yaxes(title=f"avg(sensor_{column})")
+    return _layout(figure, title)

@@ -29,8 +29,10 @@ from iotlake.config import Settings
 SEISMOGRAPH = "seismograph"
 AWS_IOT = "aws-iot"
 ARDUINO = "arduino"
+TEXT_SENTIMENT = "text-sentiment"
 # Systems whose pipelines write an event log; more join as their pipelines land.
-SYSTEMS: tuple[str, ...] = (SEISMOGRAPH, AWS_IOT, ARDUINO)
+MANUFACTURING = "manufacturing"
+SYSTEMS: tuple[str, ...] = (SEISMOGRAPH, AWS_IOT, ARDUINO, TEXT_SENTIMENT, MANUFACTURING)
 
 
 def table_uri(settings: Settings, system: str, table: str) -> str:
@@ -281,3 +283,124 @@ def pir_detections(settings: Settings) -> pd.DataFrame:
     """How many movements the PIR sensor detected (rows of `pir_stream_test`)."""
     sql = "SELECT CAST(COUNT(*) AS BIGINT) AS detections FROM pir_stream_test HAVING COUNT(*) > 0"
     return query(settings, ARDUINO, "pir_stream_test", sql, ["detections"])
+
+
+# --- text-sentiment ---------------------------------------------------------------------
+
+
+def top_posts(settings: Settings, label: str) -> pd.DataFrame:
+    """The ranked most positive (`POS`) or most negative (`NEG`) posts of `top_posts`."""
+    if label not in ("POS", "NEG"):
+        raise ValueError(f"label must be POS or NEG, not {label!r}")
+    sql = (
+        'SELECT "rank", text, score, CAST(id AS STRING) AS id FROM top_posts '
+        f"WHERE label = '{label}' ORDER BY \"rank\""
+    )
+    return query(settings, TEXT_SENTIMENT, "top_posts", sql, ["rank", "text", "score", "id"])
+
+
+def label_counts(settings: Settings) -> pd.DataFrame:
+    """Posts per sentiment label, for the original's pie chart."""
+    sql = (
+        "SELECT label, CAST(COUNT(*) AS BIGINT) AS posts FROM sentiment "
+        "GROUP BY label ORDER BY label"
+    )
+    return query(settings, TEXT_SENTIMENT, "sentiment", sql, ["label", "posts"])
+
+
+def languages(settings: Settings) -> pd.DataFrame:
+    """Posts per language before the English-only filter, most first (`languages`)."""
+    sql = 'SELECT lang, "count" FROM languages ORDER BY "count" DESC, lang'
+    return query(settings, TEXT_SENTIMENT, "languages", sql, ["lang", "count"])
+
+
+def positive_texts(settings: Settings, limit: int = 100) -> pd.DataFrame:
+    """The texts of the `limit` highest-scoring POS posts: what the word cloud is made of."""
+    top = int(limit)
+    sql = f"SELECT text FROM sentiment WHERE label = 'POS' ORDER BY score DESC, id LIMIT {top}"
+    return query(settings, TEXT_SENTIMENT, "sentiment", sql, ["text"])
+
+
+def silver_languages(settings: Settings) -> pd.DataFrame:
+    """The notebook's first check: posts per language in silver (only `en` is expected)."""
+    sql = 'SELECT lang, CAST(COUNT(*) AS BIGINT) AS "count" FROM silver GROUP BY lang ORDER BY lang'
+    return query(settings, TEXT_SENTIMENT, "silver", sql, ["lang", "count"])
+
+
+def silver_geo(settings: Settings, limit: int = 25) -> pd.DataFrame:
+    """The notebook's second check: `limit` silver posts that carry a `geo` value."""
+    sql = (
+        "SELECT CAST(id AS STRING) AS id, geo FROM silver WHERE geo IS NOT NULL "
+        f"ORDER BY id LIMIT {int(limit)}"
+    )
+    return query(settings, TEXT_SENTIMENT, "silver", sql, ["id", "geo"])
+
+
+# --- manufacturing ----------------------------------------------------------------------
+
+
+def _devices_in(devices: list[int] | None, column: str = "device_id") -> str:
+    """A WHERE condition for the page's device filter; None means every device."""
+    if devices is None:
+        return "TRUE"
+    if not devices:
+        return "FALSE"
+    return f"{column} IN ({', '.join(str(int(device)) for device in devices)})"
+
+
+def device_models(settings: Settings) -> pd.DataFrame:
+    """Each device and its model, from the gold table, for the Device ID and Model ID filters."""
+    sql = (
+        "SELECT DISTINCT device_id, model_id FROM inspection_gold "
+        "WHERE device_id IS NOT NULL AND model_id IS NOT NULL ORDER BY device_id"
+    )
+    return query(settings, MANUFACTURING, "inspection_gold", sql, ["device_id", "model_id"])
+
+
+def defect_counts(settings: Settings, devices: list[int] | None = None) -> pd.DataFrame:
+    """The Defect Count and Non Defect Count datasets: inspections per device, by outcome."""
+    sql = (
+        "SELECT device_id, CAST(SUM(CASE WHEN defect = 1 THEN 1 ELSE 0 END) AS BIGINT) AS defects, "
+        "CAST(SUM(CASE WHEN defect = 0 THEN 1 ELSE 0 END) AS BIGINT) AS non_defects "
+        f"FROM inspection_bronze WHERE {_devices_in(devices)} GROUP BY device_id ORDER BY device_id"
+    )
+    columns = ["device_id", "defects", "non_defects"]
+    return query(settings, MANUFACTURING, "inspection_bronze", sql, columns)
+
+
+def inspections_by_day(settings: Settings, devices: list[int] | None = None) -> pd.DataFrame:
+    """The Bronze Inspection Data dataset: defect and non-defect counts per device and day."""
+    sql = (
+        "SELECT device_id, date_trunc('day', \"timestamp\") AS timestamp_hour, "
+        "CAST(SUM(CASE WHEN defect > 0 THEN 1 ELSE 0 END) AS BIGINT) AS defect_count, "
+        "CAST(SUM(CASE WHEN defect = 0 THEN 1 ELSE 0 END) AS BIGINT) AS not_defect_count "
+        f"FROM inspection_bronze WHERE {_devices_in(devices)} "
+        "GROUP BY device_id, date_trunc('day', \"timestamp\") ORDER BY timestamp_hour, device_id"
+    )
+    columns = ["device_id", "timestamp_hour", "defect_count", "not_defect_count"]
+    return query(settings, MANUFACTURING, "inspection_bronze", sql, columns)
+
+
+def factory_defect_rates(settings: Settings, devices: list[int] | None = None) -> pd.DataFrame:
+    """The Factory Defect Rates dataset: % of inspections with a defect per device, from gold."""
+    sql = (
+        "SELECT factory_id, device_id, model_id, CAST(100.0 * "
+        'SUM(CASE WHEN defect = 1 THEN "count" ELSE 0 END) / SUM("count") AS DOUBLE) '
+        "AS defect_rate FROM inspection_gold "
+        f"WHERE device_id IS NOT NULL AND {_devices_in(devices)} "
+        "GROUP BY factory_id, device_id, model_id ORDER BY factory_id, device_id"
+    )
+    columns = ["factory_id", "device_id", "model_id", "defect_rate"]
+    return query(settings, MANUFACTURING, "inspection_gold", sql, columns)
+
+
+def sensor_features_by_day(settings: Settings, devices: list[int] | None = None) -> pd.DataFrame:
+    """Mean sensor density and temperature of inspected readings per day and defect (silver)."""
+    sql = (
+        "SELECT date_trunc('day', \"timestamp\") AS day, defect, "
+        "avg(sensor_density) AS density, avg(sensor_temperature) AS temperature "
+        f"FROM inspection_silver WHERE {_devices_in(devices)} "
+        "GROUP BY date_trunc('day', \"timestamp\"), defect ORDER BY day, defect"
+    )
+    columns = ["day", "defect", "density", "temperature"]
+    return query(settings, MANUFACTURING, "inspection_silver", sql, columns)

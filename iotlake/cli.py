@@ -23,6 +23,17 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def require(services: list[str], args: list[str] | None = None) -> None:
+    """Stop with one line when a service the command needs does not answer (see preflight)."""
+    from iotlake.preflight import unreachable
+
+    if args and ("--help" in args or "-h" in args):
+        return
+    problem = unreachable(settings(), services)
+    if problem:
+        raise fail(problem)
+
+
 @app.callback()
 def main(
     profile: Annotated[str | None, typer.Option(help="embedded or compose")] = None,
@@ -139,6 +150,7 @@ def run(
     target: Annotated[str | None, typer.Option(help="dev or prod")] = None,
 ) -> None:
     """Run a system's tables as streaming queries (bronze -> silver -> gold)."""
+    from iotlake.preflight import pipeline_services
     from spark_jobs.quality import ExpectationFailed
     from spark_jobs.runner import run_continuous, run_once
     from spark_jobs.session import spark_session
@@ -148,6 +160,7 @@ def run(
     if target:
         main(profile=settings().profile, target=target)
     systems = _systems(system)
+    require([service for name in systems for service in pipeline_services(settings(), name)])
     spark = spark_session(settings(), f"iotlake-{system}")
     spark.sparkContext.setLogLevel("ERROR")
     try:
@@ -257,16 +270,22 @@ _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help
 @produce.command("seismograph", context_settings=_PASS_THROUGH)
 def produce_seismograph(ctx: typer.Context) -> None:
     """Simulated phones sending accelerometer events, as the DAIS page did."""
+    from iotlake.preflight import option_value, transport_service
     from services.producers import phone_simulator
 
+    target = option_value(ctx.args, "--target") or settings().seismograph.transport
+    require([transport_service(target)], ctx.args)
     raise typer.Exit(phone_simulator.main(ctx.args, settings=settings()))
 
 
 @produce.command("aws-iot", context_settings=_PASS_THROUGH)
 def produce_aws_iot(ctx: typer.Context) -> None:
     """The AWS IoT PoC's five devices, one reading per second each."""
+    from iotlake.preflight import option_value, transport_service
     from services.producers import aws_iot_producer
 
+    target = option_value(ctx.args, "--target") or settings().aws_iot.transport
+    require([transport_service(target)], ctx.args)
     raise typer.Exit(aws_iot_producer.main(ctx.args, settings=settings()))
 
 
@@ -275,7 +294,47 @@ def produce_arduino(ctx: typer.Context) -> None:
     """A simulated Arduino board: DHT11, SR04 and PIR readings over MQTT."""
     from services.arduino import simulator
 
+    require(["mqtt"], ctx.args)
     raise typer.Exit(simulator.main(ctx.args, settings=settings()))
+
+
+@produce.command("manufacturing", context_settings=_PASS_THROUGH)
+def produce_manufacturing(ctx: typer.Context) -> None:
+    """Sensor and inspection CSV files into the manufacturing landing paths."""
+    from iotlake.preflight import pipeline_services
+    from services.producers import manufacturing_generator
+
+    require(pipeline_services(settings(), "manufacturing"), ctx.args)
+    raise typer.Exit(manufacturing_generator.main(ctx.args, settings=settings()))
+
+
+@app.command()
+def alerts(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+) -> None:
+    """Evaluate the SQL alerts: one line each; exit code 1 when any is TRIGGERED (muted too)."""
+    from deltalake.exceptions import DeltaError
+
+    from iotlake.alerts import check_all, to_json
+
+    try:
+        statuses = check_all(settings())
+    except (DeltaError, OSError) as error:
+        raise fail(f"cannot read the lake to evaluate alerts: {error}", 2) from None
+    typer.echo(to_json(statuses) if as_json else "\n".join(s.line() for s in statuses))
+    if any(status.triggered for status in statuses):
+        raise typer.Exit(1)
+
+
+@produce.command("text-sentiment", context_settings=_PASS_THROUGH)
+def produce_text_sentiment(ctx: typer.Context) -> None:
+    """Seeded multilingual posts, 5 per `tweets_<epoch>.json` file, into the landing path."""
+    from services.producers import post_stream
+    from spark_jobs.io.storage import is_local
+
+    if not is_local(settings().lake_root):
+        require(["aws"], ctx.args)
+    raise typer.Exit(post_stream.main(ctx.args, settings=settings()))
 
 
 @app.command(context_settings=_PASS_THROUGH)
@@ -283,6 +342,7 @@ def bridge(ctx: typer.Context) -> None:
     """Forward the Arduino MQTT topics to their Kafka topics, at least once, in order."""
     from services.arduino import bridge as mqtt_kafka
 
+    require(["mqtt", "kafka"], ctx.args)
     raise typer.Exit(mqtt_kafka.main(ctx.args, settings=settings()))
 
 
@@ -314,6 +374,57 @@ def gateway(
 
 bench = typer.Typer(help="Benchmarks that print figures measured in one run")
 app.add_typer(bench, name="bench")
+
+
+def _numbers(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        message = f"{option} {text!r}: give numbers separated by commas, e.g. 1,10,100"
+        raise fail(message, 2) from None
+
+
+@bench.callback(invoke_without_command=True)
+def bench_run(
+    ctx: typer.Context,
+    loads: Annotated[str, typer.Option(help="multiples of the DAIS load (650 events/s)")] = (
+        "1,10,100"
+    ),
+    transports: Annotated[str, typer.Option(help="kafka, kinesis or both")] = "kafka,kinesis",
+    seconds: Annotated[float, typer.Option(help="seconds of load per level")] = 60.0,
+    pack: Annotated[
+        int | None, typer.Option(help="events per record (default: 1 at 1x, more above)")
+    ] = None,
+    drain_seconds: Annotated[
+        float, typer.Option(help="longest wait for the pipeline to catch up after a level")
+    ] = 30.0,
+    out: Annotated[Path, typer.Option(help="where the JSON and PNG go")] = Path("bench-results"),
+    skip_cold_start: Annotated[
+        bool, typer.Option("--skip-cold-start", help="do not time `iotlake demo`")
+    ] = False,
+    keep_state: Annotated[
+        bool, typer.Option("--keep-state", help="keep the private stack's logs and tables")
+    ] = False,
+) -> None:
+    """Without a subcommand: the seismograph flow at 1x/10x/100x on Kafka and Kinesis
+    (throughput, lag, event -> gold latency, RSS), the bare-client ratio and the cold start."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from iotlake.bench import BenchConfig, BenchError, Timing, run_bench
+
+    try:
+        config = BenchConfig(
+            loads=_numbers(loads, "--loads"),
+            transports=tuple(name.strip() for name in transports.split(",") if name.strip()),
+            pack=pack,
+            timing=Timing(seconds=seconds, drain_seconds=drain_seconds),
+            out_dir=out,
+            cold_start=not skip_cold_start,
+            keep_state=keep_state,
+        )
+        run_bench(settings(), config, report=typer.echo)
+    except BenchError as error:
+        raise fail(str(error)) from None
 
 
 @bench.command("io")

@@ -52,6 +52,9 @@ class AwsConfig(_Section):
     access_key_id: SecretStr = SecretStr("test")
     secret_access_key: SecretStr = SecretStr("test")
     localstack_python: Path = Path(".venv-localstack/bin/python")
+    # moto journals its state changes and replays them on start, so a killed emulator comes
+    # back with its streams and objects; `false` keeps state in memory only.
+    journal: bool = True
 
     @property
     def endpoint_url(self) -> str | None:
@@ -98,6 +101,8 @@ class SparkConfig(_Section):
     worker_ui_port: int = Field(8081, ge=1, le=65535)
     worker_cores: int = Field(1, ge=1)
     worker_memory: str = "2g"
+    # Workers of the standalone cluster; two or more let a query outlive a lost worker.
+    workers: int = Field(1, ge=1)
     driver_memory: str = "2g"
     # The address executors use to reach the driver: loopback for the embedded stack, the
     # container's name under compose.
@@ -176,6 +181,39 @@ class ArduinoConfig(_Section):
     bridge_client_id: str = "iotlake-bridge"
 
 
+class TextSentimentConfig(_Section):
+    """The DLT Twitter demo: the post stream's pace and the sentiment labels' thresholds.
+
+    `score` is VADER's compound score in [-1, 1]; a post is POS at or above
+    `positive_threshold`, NEG at or below `negative_threshold`, NEU between (VADER's
+    authors recommend +/-0.05).
+    """
+
+    landing_path: str = "text-sentiment/posts"
+    rate: float = Field(5.0, gt=0)
+    posts_per_file: int = Field(5, ge=1)
+    max_posts: int = Field(50_000, ge=0)
+    positive_threshold: float = Field(0.05, ge=-1, le=1)
+    negative_threshold: float = Field(-0.05, ge=-1, le=1)
+    top_posts: int = Field(15, ge=1)
+    wordcloud_posts: int = Field(100, ge=1)
+    wordcloud_words: int = Field(100, ge=1)
+
+
+class ManufacturingConfig(_Section):
+    """The IoT time-series solution: its landing paths and its SQL alert (SEEDS.md §2.6).
+
+    The alert counts `anomaly_detected` rows newer than `alert_minutes` and fires when there
+    are any; it starts muted as the original does (it still evaluates and shows, it only
+    notifies nobody).
+    """
+
+    sensor_landing: str = "manufacturing/sensor_bronze"
+    inspection_landing: str = "manufacturing/inspection_bronze"
+    alert_minutes: int = Field(10, ge=1)
+    alert_muted: bool = True
+
+
 class Settings(BaseSettings):
     """Everything iotlake needs to know about where it runs."""
 
@@ -202,6 +240,8 @@ class Settings(BaseSettings):
     seismograph: SeismographConfig = SeismographConfig()
     aws_iot: AwsIotConfig = AwsIotConfig()
     arduino: ArduinoConfig = ArduinoConfig()
+    text_sentiment: TextSentimentConfig = TextSentimentConfig()
+    manufacturing: ManufacturingConfig = ManufacturingConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -77,13 +77,46 @@ def record(
     seconds: float,
 ) -> None:
     """Append the batch's rows unless this batch of this writer is logged already."""
-    uri = location(settings, spec.system)
+    logged = rows(spec, batch_id, quality, rows_out, seconds)
+    _append(settings, spec.system, app_id, batch_id, logged)
+
+
+def record_expectation(
+    settings: Settings,
+    spec: dp.TableSpec,
+    app_id: str,
+    batch_id: int,
+    expectation: dp.Expectation,
+    passed: int,
+    failed: int,
+    rows_in: int,
+) -> None:
+    """One expectation row measured outside the batch function (e.g. rows Spark dropped
+    behind a watermark, see `late_rows`), logged once per writer and batch."""
+    row = {
+        "timestamp": dt.datetime.now(dt.UTC),
+        "system": spec.system,
+        "table": spec.name,
+        "batch_id": batch_id,
+        "expectation": expectation.name,
+        "action": expectation.action,
+        "passed": passed,
+        "failed": failed,
+        "rows_in": rows_in,
+        "rows_out": None,
+        "duration_ms": None,
+    }
+    _append(settings, spec.system, app_id, batch_id, [row])
+
+
+def _append(settings: Settings, system: str, app_id: str, batch_id: int, log_rows: list) -> None:
+    uri = location(settings, system)
     options = storage_options(settings, uri)
     if already_applied(open_table(uri, options), app_id, batch_id):
         return
     write_deltalake(
         uri,
-        pa.Table.from_pylist(rows(spec, batch_id, quality, rows_out, seconds), schema=SCHEMA),
+        pa.Table.from_pylist(log_rows, schema=SCHEMA),
         mode="append",
         storage_options=options or None,
         commit_properties=batch_commit_properties(app_id, batch_id),

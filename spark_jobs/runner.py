@@ -9,7 +9,8 @@ and replaces its table's contents; `run_continuous` refreshes it when an upstrea
 changed, at most every `pipelines.refresh_seconds`.
 
 When an Auto Loader source finds new columns, it records the evolved schema and stops its
-query; the runner then restarts that query, whose table gains the new columns.
+query; the runner then restarts that query, whose table gains the new columns. A query whose
+Python worker did not start in time is restarted the same way (see `restart_reason`).
 Spark does the distributed work; delta-rs does the storage; this module only wires them.
 """
 
@@ -28,15 +29,19 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from iotlake.config import Settings
-from spark_jobs import dp, event_log
+from spark_jobs import dp, event_log, late_rows
 from spark_jobs.io import delta_sink, delta_source
 from spark_jobs.io.autoloader_source import SchemaEvolutionError
 from spark_jobs.io.storage import is_local, local_path, storage_options, table_uri
 from spark_jobs.quality import evaluate
 
 PIPELINES_ROOT = Path(__file__).resolve().parent
-# A run that keeps finding new columns is more likely a producer bug than evolution.
-MAX_SCHEMA_EVOLUTIONS = 10
+# Restarts allowed per table and run: a query that keeps stopping has a real problem.
+MAX_RESTARTS = 10
+WORKER_START_FAILURES = (
+    "Python worker failed to connect back",
+    "Timed out while waiting for the Python worker to connect back",
+)
 
 
 def _discover_systems() -> tuple[str, ...]:
@@ -246,35 +251,44 @@ def _upstream_versions(settings: Settings, spec: dp.TableSpec) -> tuple[int | No
     return tuple(versions)
 
 
-def schema_evolved(query: StreamingQuery) -> bool:
-    """True when the query stopped because its Auto Loader source recorded new columns."""
+def restart_reason(query: StreamingQuery) -> str | None:
+    """Why a stopped query may simply start again from its checkpoint; None if it may not.
+
+    Two stops are expected: an Auto Loader source that recorded new columns (the restarted
+    query reads them), and a Python worker that did not connect back within the 10 seconds
+    Spark allows (a fixed limit a busy laptop can miss; the next start usually succeeds).
+    Lakeflow retries such flows too. Any other error stops the pipeline.
+    """
     error = query.exception()
-    return error is not None and SchemaEvolutionError.__name__ in str(error)
-
-
-def _evolution_note(query: StreamingQuery) -> str:
-    lines = [line for line in str(query.exception()).splitlines() if "new column" in line]
-    return lines[0].strip() if lines else "new columns found"
+    if error is None:
+        return None
+    text = str(error)
+    if SchemaEvolutionError.__name__ in text:
+        notes = [line.strip() for line in text.splitlines() if "new column" in line]
+        return notes[0] if notes else "new columns found"
+    if any(symptom in text for symptom in WORKER_START_FAILURES):
+        return "a Python worker did not connect back in time (machine busy)"
+    return None
 
 
 def run_table(
     spark: SparkSession, settings: Settings, spec: dp.TableSpec, report: Callable[[str], None]
 ) -> Flow:
     """Run one table's query with AvailableNow until its input is drained, restarting it when
-    its source's schema evolves (each restart reads the batch that found the new columns)."""
-    for _ in range(MAX_SCHEMA_EVOLUTIONS + 1):
+    its source's schema evolves (the restart reads the batch that found the new columns) or
+    a Python worker failed to start."""
+    for _ in range(MAX_RESTARTS + 1):
         flow = start_flow(spark, settings, spec, once=True, report=report)
         try:
             flow.query.awaitTermination()
+            late_rows.record(settings, spec, flow.query)
             return flow
         except StreamingQueryException:
-            if not schema_evolved(flow.query):
+            reason = restart_reason(flow.query)
+            if reason is None:
                 raise
-            report(f"{spec.system}.{spec.name}: {_evolution_note(flow.query)}; restarting")
-    raise RuntimeError(
-        f"{spec.system}.{spec.name}: schema evolved more than {MAX_SCHEMA_EVOLUTIONS} times in "
-        "one run"
-    )
+            report(f"{spec.system}.{spec.name}: {reason}; restarting")
+    raise RuntimeError(f"{spec.system}.{spec.name}: stopped {MAX_RESTARTS} times in one run")
 
 
 def run_once(
@@ -330,21 +344,26 @@ def _supervise(
     views: dict[dp.TableSpec, tuple[int | None, ...] | None],
     report: Callable[[str], None],
 ) -> None:
-    """Wait on the queries, restart those whose source schema evolved, refresh due views.
+    """Wait on the queries, restart those `restart_reason` allows, refresh due views.
 
-    Returns when a query stopped for any other reason (the caller reports it).
+    Returns when a query stopped for any other reason, or too often (the caller reports it).
     """
     next_refresh = time.monotonic()
+    restarts: dict[str, int] = {}
     while True:
         # A failed query is inspected below, query by query.
         with contextlib.suppress(StreamingQueryException):
             spark.streams.awaitAnyTermination(timeout=1.0)
         for index, flow in enumerate(flows):
+            # Spark drops rows behind a watermark silently; the event log counts them.
+            late_rows.record(settings, flow.spec, flow.query)
             if flow.query.isActive:
                 continue
-            if not schema_evolved(flow.query):
+            reason = restart_reason(flow.query)
+            restarts[flow.query.name] = restarts.get(flow.query.name, 0) + 1
+            if reason is None or restarts[flow.query.name] > MAX_RESTARTS:
                 return
-            report(f"{flow.query.name}: {_evolution_note(flow.query)}; restarting")
+            report(f"{flow.query.name}: {reason}; restarting")
             flows[index] = start_flow(spark, settings, flow.spec, once=False, report=report)
         spark.streams.resetTerminated()
         if views and time.monotonic() >= next_refresh:

@@ -99,6 +99,18 @@ def demo_specs(settings: Settings, phones: int = 130) -> list[ServiceSpec]:
             f"mqtt://{settings.mqtt.host}:{settings.mqtt.port}",
         ),
         _job(
+            # Live CSV batches every 30 s ending now, so the `Defects detected` alert fires.
+            "producer-manufacturing",
+            ["-m", "services.producers.manufacturing_generator", "--live"],
+            f"files: <lake>/landing/{settings.manufacturing.sensor_landing}, "
+            f"{settings.manufacturing.inspection_landing}",
+        ),
+        _job(
+            "producer-text-sentiment",
+            ["-m", "services.producers.post_stream"],
+            f"files: <lake>/landing/{settings.text_sentiment.landing_path}",
+        ),
+        _job(
             "gateway",
             ["-m", "services.gateway.server"],
             gateway_url,

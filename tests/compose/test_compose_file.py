@@ -343,3 +343,105 @@ def test_env_example_lists_every_variable_the_compose_file_reads() -> None:
             assert index > 0 and lines[index - 1].startswith("#"), (
                 f".env.example: {line.split('=')[0]} has no comment above it"
             )
+
+
+# --- the users' CI workflow (.github/workflows/compose-e2e.yml) -------------------------------
+
+WORKFLOW = REPO / ".github" / "workflows" / "compose-e2e.yml"
+MAKEFILE = REPO / "Makefile"
+MAKE_TARGET = re.compile(r"^([A-Za-z0-9_.-]+):(?!=)", re.MULTILINE)
+MAKE_CALL = re.compile(r"\bmake\s+((?:[A-Za-z0-9_.-]+\s*)+)")
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    document = yaml.safe_load(WORKFLOW.read_text())
+    assert isinstance(document, dict), f"{WORKFLOW} is not a YAML mapping"
+    return document
+
+
+def _steps(workflow: dict) -> list[dict]:
+    (job,) = workflow["jobs"].values()
+    return job["steps"]
+
+
+def _make_targets() -> set[str]:
+    return set(MAKE_TARGET.findall(MAKEFILE.read_text()))
+
+
+def _recipe(target: str) -> list[str]:
+    """The command lines of one Makefile target."""
+    lines = MAKEFILE.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    recipe = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    return recipe
+
+
+def test_workflow_parses_and_runs_on_push_and_pull_requests(workflow: dict) -> None:
+    # PyYAML reads the bare key `on` as the boolean True.
+    triggers = workflow.get("on", workflow.get(True))
+    assert {"push", "pull_request"} <= set(triggers)
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"].startswith("ubuntu-")
+    assert 0 < job["timeout-minutes"] <= 90
+
+
+def test_workflow_checks_out_sets_up_python_311_and_installs_with_make(workflow: dict) -> None:
+    steps = _steps(workflow)
+    uses = [step.get("uses", "") for step in steps]
+    assert uses[0].startswith("actions/checkout@")
+    setup = next(step for step in steps if step.get("uses", "").startswith("actions/setup-python@"))
+    assert str(setup["with"]["python-version"]) == "3.11"
+    runs = [step.get("run", "") for step in steps]
+    assert any(re.search(r"\bmake venv\b", run) for run in runs)
+
+
+def test_workflow_calls_only_make_targets_that_exist(workflow: dict) -> None:
+    called = {
+        target
+        for step in _steps(workflow)
+        for match in MAKE_CALL.finditer(step.get("run", ""))
+        for target in match.group(1).split()
+    }
+    assert called, "the workflow calls no make target"
+    assert called <= _make_targets(), f"unknown make targets: {called - _make_targets()}"
+
+
+def test_workflow_starts_the_stack_healthy_runs_the_tests_and_always_tears_down(
+    workflow: dict,
+) -> None:
+    steps = _steps(workflow)
+    runs = [step.get("run", "") for step in steps]
+    up = next(i for i, run in enumerate(runs) if "docker compose up" in run)
+    tests = next(i for i, run in enumerate(runs) if "make test-compose" in run)
+    down = next(i for i, run in enumerate(runs) if "docker compose down" in run)
+    env_file = next(i for i, run in enumerate(runs) if "cp .env.example .env" in run)
+    assert env_file < up < tests < down
+    assert "--wait" in runs[up].split()
+    assert steps[down].get("if") == "always()"
+    assert "--volumes" in runs[down].split()
+    assert ENV_EXAMPLE.is_file() and COMPOSE_FILE.is_file()
+
+
+def test_workflow_replaces_every_placeholder_secret_of_env_example(workflow: dict) -> None:
+    """The throwaway `.env` gets random values for the secrets `.env.example` only names."""
+    script = next(s["run"] for s in _steps(workflow) if "cp .env.example .env" in s.get("run", ""))
+    placeholders = [
+        name for name, value in _env_example().items() if value.startswith("replace-with-")
+    ]
+    assert placeholders
+    for name in placeholders:
+        assert f"s/^{name}=.*/{name}=$(openssl rand" in script, f"{name} keeps its placeholder"
+
+
+def test_make_test_compose_runs_the_compose_stack_tests_that_exist() -> None:
+    from tests.compose.conftest import STACK_VARIABLE
+
+    (command,) = _recipe("test-compose")
+    assert f"{STACK_VARIABLE}=compose" in command
+    paths = [part for part in command.split() if part.startswith("tests/")]
+    assert paths and all((REPO / path).exists() for path in paths)

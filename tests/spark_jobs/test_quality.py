@@ -57,3 +57,18 @@ def test_a_batch_meeting_every_rule_keeps_everything(spark):
     quality = evaluate(frame, (rule,), "seismograph.sensor")
     assert quality.kept.count() == 1
     assert [(r.passed, r.failed) for r in quality.results] == [(1, 0)]
+
+
+def test_a_row_breaking_two_drop_rules_is_dropped_and_counted_once(spark):
+    rules = (
+        Expectation("device is set", "device IS NOT NULL", "drop"),
+        Expectation("magnitude is set", "magn IS NOT NULL", "drop"),
+    )
+    frame = spark.createDataFrame(
+        [("client-aaa", 1.0), (None, None), (None, 2.0)], "device string, magn float"
+    )
+    quality = evaluate(frame, rules, "seismograph.sensor")
+
+    assert quality.kept.count() == 1
+    assert quality.rows_dropped == 2
+    assert [r.failed for r in quality.results] == [2, 1]

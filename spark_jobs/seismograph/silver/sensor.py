@@ -11,6 +11,7 @@ EVENT_SCHEMA = "magnitude FLOAT, time TIMESTAMP, device STRING"
 @dp.table(comment="Motion events: device, time and magnitude of acceleration")
 @dp.expect_or_drop("device is set", "device IS NOT NULL")
 @dp.expect("magnitude is not negative", "magn >= 0")
+@dp.expect("time is set", "time IS NOT NULL")
 def sensor(raw_stream: DataFrame) -> DataFrame:
     # A record holds one event, or an array of events when a producer packs several.
     events = F.coalesce(
