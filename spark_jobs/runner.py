@@ -42,9 +42,6 @@ WORKER_START_FAILURES = (
     "Python worker failed to connect back",
     "Timed out while waiting for the Python worker to connect back",
 )
-# The Kafka source gives up on offsets the broker listed but did not serve within its poll
-# timeout; a busy broker serves them on a later try, a broker that lost them fails every try.
-BROKER_SLOW = "did not arrive within"
 
 
 def _discover_systems() -> tuple[str, ...]:
@@ -257,12 +254,10 @@ def _upstream_versions(settings: Settings, spec: dp.TableSpec) -> tuple[int | No
 def restart_reason(query: StreamingQuery) -> str | None:
     """Why a stopped query may simply start again from its checkpoint; None if it may not.
 
-    Three stops are expected: an Auto Loader source that recorded new columns (the restarted
-    query reads them), a Python worker that did not connect back within the 10 seconds Spark
-    allows (a fixed limit a busy laptop can miss), and a Kafka batch whose records the broker
-    was too busy to serve in time. Each restart resumes from the checkpoint, and a table may
-    restart `MAX_RESTARTS` times, so a real loss still stops the pipeline. Lakeflow retries
-    failed flows too. Any other error stops the pipeline at once.
+    Two stops are expected: an Auto Loader source that recorded new columns (the restarted
+    query reads them), and a Python worker that did not connect back within the 10 seconds
+    Spark allows (a fixed limit a busy laptop can miss; the next start usually succeeds).
+    Lakeflow retries such flows too. Any other error stops the pipeline.
     """
     error = query.exception()
     if error is None:
@@ -273,8 +268,6 @@ def restart_reason(query: StreamingQuery) -> str | None:
         return notes[0] if notes else "new columns found"
     if any(symptom in text for symptom in WORKER_START_FAILURES):
         return "a Python worker did not connect back in time (machine busy)"
-    if BROKER_SLOW in text:
-        return "the Kafka broker did not serve listed offsets in time (broker busy)"
     return None
 
 
