@@ -6,15 +6,15 @@ BIN := $(VENV)/bin
 # tests; docker-compose: validates docker-compose.yml without a Docker engine.
 APT_PACKAGES := mosquitto chromium chromium-driver docker-compose
 
-.PHONY: demo test test-fast test-compose lint deps venv localstack down clean
+.PHONY: demo test test-fast test-compose lint deps venv jars localstack down clean
 
-demo: deps venv
+demo: deps venv jars
 	$(BIN)/iotlake demo
 
-test: deps venv localstack
+test: deps venv jars localstack
 	$(BIN)/python -m pytest
 
-test-fast: deps venv
+test-fast: deps venv jars
 	$(BIN)/python -m pytest -m "not slow"
 
 # The end-to-end tests against the `docker compose` stack, which must be up and healthy
@@ -42,6 +42,18 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
 	touch $@
 
+# The JVM jars: Delta Lake, Spark's Kafka source and S3A for Spark; Apache Kafka for the
+# embedded broker. Exact coordinates in jars/*.pom.xml; resolved from Maven Central once into
+# .jars/<group>/ (Maven keeps its download cache in ~/.m2), so later runs need no network.
+JAR_GROUPS := spark kafka
+jars: $(foreach group,$(JAR_GROUPS),.jars/$(group)/.resolved)
+
+.jars/%/.resolved: jars/%.pom.xml
+	rm -rf .jars/$*
+	mvn -q -B -f $< dependency:copy-dependencies -DincludeScope=runtime \
+	  -DoutputDirectory=$(CURDIR)/.jars/$*
+	touch $@
+
 # LocalStack host mode (`iotlake up --aws localstack`) needs Python 3.13 and pins its own
 # crypto stack, so it gets a virtualenv of its own.
 # pyenv's shims answer `command -v` for versions that are not active, so ask pyenv first.
@@ -58,4 +70,4 @@ down:
 	$(BIN)/iotlake down
 
 clean: down
-	rm -rf .iotlake test-artifacts
+	rm -rf .iotlake test-artifacts .jars

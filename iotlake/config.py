@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 CONFIG_FILE_ENV = "IOTLAKE_CONFIG"
 DEFAULT_CONFIG_FILE = Path("iotlake.yml")
 LOOPBACK = "127.0.0.1"
+# The checkout iotlake runs from: `make jars` resolves the JVM jars under it.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Profile = Literal["embedded", "compose"]
 Target = Literal["dev", "prod"]
@@ -71,7 +73,7 @@ class AwsConfig(_Section):
         }
 
     def object_store_options(self) -> dict[str, str]:
-        """Storage options for delta-rs / object_store and for Tansu's S3 storage."""
+        """Storage options for delta-rs / object_store (dashboard, alerts, benchmark floors)."""
         options = {
             "AWS_REGION": self.region,
             "AWS_ACCESS_KEY_ID": self.access_key_id.get_secret_value(),
@@ -229,6 +231,8 @@ class Settings(BaseSettings):
     profile: Profile = "embedded"
     target: Target = "dev"
     state_dir: Path = Path(".iotlake")
+    # Spark's connectors and the Kafka broker, resolved by `make jars` (see iotlake/jars.py).
+    jars_dir: Path = PROJECT_ROOT / ".jars"
     kafka: KafkaConfig = KafkaConfig()
     aws: AwsConfig = AwsConfig()
     mqtt: MqttConfig = MqttConfig()

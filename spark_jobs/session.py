@@ -1,4 +1,10 @@
-"""The one way iotlake builds a SparkSession: local mode or the standalone cluster."""
+"""The one way iotlake builds a SparkSession: local mode or the standalone cluster.
+
+Every session carries the engines a Databricks user's code expects: Delta Lake for Spark
+(`format("delta")`, `toTable`, MERGE, `DeltaTable`), Spark's own Kafka source
+(`format("kafka")`) and S3A for `s3://` and `s3a://` paths on the configured endpoint. The
+jars come from `.jars/spark/` (`make jars`), never from the network.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import sys
 from pyspark.sql import SparkSession
 
 from iotlake.config import LOOPBACK, Settings
+from iotlake.jars import jars
 
 
 def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession:
@@ -19,9 +26,10 @@ def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     spark = settings.spark
     bind_address = LOOPBACK if spark.driver_host == LOOPBACK else "0.0.0.0"
-    return (
+    builder = (
         SparkSession.builder.appName(app_name)
         .master(spark.master)
+        .config("spark.jars", ",".join(str(jar) for jar in jars(settings.jars_dir, "spark")))
         .config("spark.driver.host", spark.driver_host)
         .config("spark.driver.bindAddress", bind_address)
         .config("spark.driver.memory", spark.driver_memory)
@@ -32,5 +40,41 @@ def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession
         .config("spark.python.worker.reuse", "true")
         # Python data sources start a process per streaming source; give a loaded laptop time.
         .config("spark.python.authenticate.socketTimeout", "120s")
-        .getOrCreate()
     )
+    for key, value in delta_conf(settings).items():
+        builder = builder.config(key, value)
+    for key, value in s3a_conf(settings).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def delta_conf(settings: Settings) -> dict[str, str]:
+    """Delta Lake as the session's table format, sized for laptop tables."""
+    return {
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # Delta rebuilds a table's state with this many tasks (default 50): a handful of
+        # small files per table here, so one task per core is plenty.
+        "spark.databricks.delta.snapshotPartitions": str(settings.spark.shuffle_partitions),
+    }
+
+
+def s3a_conf(settings: Settings) -> dict[str, str]:
+    """S3A on the configured endpoint; `s3://` paths (as Databricks users write them) too."""
+    aws = settings.aws
+    conf = {
+        "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.aws.credentials.provider": (
+            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+        ),
+        "spark.hadoop.fs.s3a.access.key": aws.access_key_id.get_secret_value(),
+        "spark.hadoop.fs.s3a.secret.key": aws.secret_access_key.get_secret_value(),
+        "spark.hadoop.fs.s3a.endpoint.region": aws.region,
+    }
+    if aws.endpoint_url:
+        conf |= {
+            "spark.hadoop.fs.s3a.endpoint": aws.endpoint_url,
+            "spark.hadoop.fs.s3a.path.style.access": "true",
+            "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
+        }
+    return conf

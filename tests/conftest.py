@@ -7,7 +7,6 @@ The stack runs on free ports with its own state directory, so a developer's runn
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from iotlake.config import Settings, load_settings
 from services.embedded import stack as embedded
+from services.embedded.spec import free_port
 from tests.endpoints import (
     Endpoints,
     container_endpoints,
@@ -30,12 +30,6 @@ for _name in [name for name in os.environ if name.startswith("IOTLAKE_")]:
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def settings_for(state_dir: Path) -> Settings:
     """Settings for a private stack: every port free, everything under `state_dir`."""
     return load_settings(
@@ -48,7 +42,7 @@ def settings_for(state_dir: Path) -> Settings:
         spark={
             "master_port": free_port(),
             "master_ui_port": free_port(),
-            "worker_ui_port": free_port(),
+            "worker_ui_port": free_port(span=4),
             "driver_memory": "3g",
             "shuffle_partitions": 2,
         },

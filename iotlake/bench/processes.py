@@ -8,7 +8,6 @@ crashed benchmark left behind.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -26,19 +25,13 @@ from services.embedded.process import (
     spawn,
     terminate,
 )
+from services.embedded.spec import free_port
 
 UNBUFFERED = {"PYTHONUNBUFFERED": "1"}
 
 
 class BenchError(Exception):
     """The benchmark cannot go on; the message is one line saying what failed and where."""
-
-
-def free_port() -> int:
-    """A port nothing listens on now, so the private stack never meets a running one."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def private_settings(base: Settings, state_dir: Path) -> Settings:
@@ -65,7 +58,7 @@ def private_settings(base: Settings, state_dir: Path) -> Settings:
                 base.spark,
                 master_port=free_port(),
                 master_ui_port=free_port(),
-                worker_ui_port=free_port(),
+                worker_ui_port=free_port(span=4),
             ),
             "lake": base.lake.model_copy(update={"root": str(state_dir / "lake")}),
             "gateway": ports(base.gateway, port=free_port()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,27 @@ def port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+# Below Linux's ephemeral range (32768-60999): a port chosen there can be taken by any
+# outgoing connection between the check and the service binding it.
+PRIVATE_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
+
+def free_port(host: str = "127.0.0.1", span: int = 1) -> int:
+    """A port (and the `span - 1` after it) free on `host`, outside the ephemeral range.
+
+    Never the same port twice in one process, so several private stacks of one test run or
+    benchmark do not pick each other's ports before either binds them.
+    """
+    for _ in range(1000):
+        port = random.randrange(PRIVATE_PORTS.start, PRIVATE_PORTS.stop - span)
+        block = range(port, port + span)
+        if _handed_out.isdisjoint(block) and all(port_is_free(host, p) for p in block):
+            _handed_out.update(block)
+            return port
+    raise RuntimeError(f"no free port between {PRIVATE_PORTS.start} and {PRIVATE_PORTS.stop}")
 
 
 def accepts_tcp(host: str, port: int, timeout: float = 0.5) -> bool:
