@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 # mosquitto: the MQTT broker; chromium + chromium-driver: dashboard and phone-page browser
-# tests; docker-compose: validates docker-compose.yml without a Docker engine.
-APT_PACKAGES := mosquitto chromium chromium-driver docker-compose
+# tests; docker-compose: validates docker-compose.yml without a Docker engine;
+# openjdk-17-jre-headless + maven: Spark's JVM and the Kafka broker, and `make jars`.
+APT_PACKAGES := mosquitto chromium chromium-driver docker-compose openjdk-17-jre-headless maven
 
 .PHONY: demo test test-fast test-compose lint deps venv jars localstack down clean
 
@@ -46,7 +47,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 # embedded broker. Exact coordinates in jars/*.pom.xml; resolved from Maven Central once into
 # .jars/<group>/ (Maven keeps its download cache in ~/.m2), so later runs need no network.
 JAR_GROUPS := spark kafka
-jars: $(foreach group,$(JAR_GROUPS),.jars/$(group)/.resolved)
+jars: deps $(foreach group,$(JAR_GROUPS),.jars/$(group)/.resolved)
 
 .jars/%/.resolved: jars/%.pom.xml
 	rm -rf .jars/$*

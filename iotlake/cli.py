@@ -193,9 +193,10 @@ def expectations() -> None:
 @app.command()
 def check(system: Annotated[str, typer.Argument(help="a system, or all")] = "all") -> None:
     """Validate whole silver and gold tables against their Great Expectations suites."""
+    from delta.tables import DeltaTable
+
     from expectations.suites import validate
-    from spark_jobs.io.delta_source import open_table, read_table
-    from spark_jobs.io.storage import storage_options
+    from spark_jobs.catalog import register, table_name
     from spark_jobs.runner import load_system, location
     from spark_jobs.session import spark_session
 
@@ -207,9 +208,11 @@ def check(system: Annotated[str, typer.Argument(help="a system, or all")] = "all
         for name in _systems(system):
             for spec in load_system(name):
                 uri = location(current, spec)
-                if spec.layer == "bronze" or open_table(uri, storage_options(current, uri)) is None:
+                if spec.layer == "bronze" or not DeltaTable.isDeltaTable(spark, uri):
                     continue
-                for outcome in validate(read_table(spark, uri, current), spec):
+                register(spark, current, spec.system, spec.name)
+                table = spark.read.table(table_name(spec.system, spec.name))
+                for outcome in validate(table, spec):
                     unmet += not outcome.success
                     state = "ok" if outcome.success else f"{outcome.unexpected} unexpected"
                     typer.echo(f"{outcome.table:<34} {outcome.expectation:<34} {state}")
@@ -248,8 +251,8 @@ def demo(
 
 
 def _set_aside_stale_lake(current: Settings) -> None:
-    """A fresh in-memory emulator has empty streams and topics, so checkpoints of an earlier
-    demo point at records that no longer exist: keep those tables, but out of the way."""
+    """A stack started after `iotlake down` has empty streams and topics, so checkpoints of an
+    earlier demo point at records that no longer exist: keep those tables, out of the way."""
     import time
 
     lake = Path(current.lake_root)

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_FILE_ENV = "IOTLAKE_CONFIG"
@@ -35,8 +43,22 @@ class _Section(BaseModel):
 
 
 class KafkaConfig(_Section):
+    """Where clients reach Kafka; for the embedded broker also its controller port and heap."""
+
     host: str = LOOPBACK
     port: int = Field(9092, ge=1, le=65535)
+    # The embedded broker is its own KRaft controller; clients never use this listener.
+    controller_port: int = Field(9093, ge=1, le=65535)
+    # The embedded broker's JVM heap (-Xmx): ample for the demo and the benchmark's loads.
+    heap: str = Field("256m", pattern=r"^[1-9][0-9]*[kKmMgG]$")
+
+    @field_validator("controller_port")
+    @classmethod
+    def _not_the_client_port(cls, value: int, info: ValidationInfo) -> int:
+        """Both listeners bind on one host, so they need two ports."""
+        if value == info.data.get("port"):
+            raise ValueError("must differ from kafka.port")
+        return value
 
     @property
     def bootstrap_servers(self) -> str:

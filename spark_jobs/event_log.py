@@ -1,57 +1,64 @@
 """The `event_log` Delta table of each system: per table and batch, rows and expectation counts.
 
 Like a Lakeflow pipeline's event log, it is what the data-quality page reads. Each batch's
-rows are committed with the same application transaction as the data, so a batch replayed
-after a crash is logged once.
+rows are appended as an idempotent Delta write under the same writer id and batch number as
+the data (`txnAppId` / `txnVersion`), so a batch replayed after a crash is logged once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-import pyarrow as pa
-from deltalake import write_deltalake
+from pyspark.sql import SparkSession
+from pyspark.sql.types import (
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
 
 from iotlake.config import Settings
-from spark_jobs import dp
-from spark_jobs.io.delta_sink import already_applied, batch_commit_properties
-from spark_jobs.io.delta_source import open_table
-from spark_jobs.io.storage import storage_options, table_uri
+from spark_jobs import catalog, dp
+from spark_jobs.io.storage import table_uri
 from spark_jobs.quality import BatchQuality
 
-SCHEMA = pa.schema(
+TABLE = "event_log"
+SCHEMA = StructType(
     [
-        ("timestamp", pa.timestamp("us", tz="UTC")),
-        ("system", pa.string()),
-        ("table", pa.string()),
-        ("batch_id", pa.int64()),
-        ("expectation", pa.string()),
-        ("action", pa.string()),
-        ("passed", pa.int64()),
-        ("failed", pa.int64()),
-        ("rows_in", pa.int64()),
-        ("rows_out", pa.int64()),
-        ("duration_ms", pa.int64()),
+        StructField("timestamp", TimestampType()),
+        StructField("system", StringType()),
+        StructField("table", StringType()),
+        StructField("batch_id", LongType()),
+        StructField("expectation", StringType()),
+        StructField("action", StringType()),
+        StructField("passed", LongType()),
+        StructField("failed", LongType()),
+        StructField("rows_in", LongType()),
+        StructField("rows_out", LongType()),
+        StructField("duration_ms", LongType()),
     ]
 )
 
 
 def location(settings: Settings, system: str) -> str:
-    return table_uri(settings, system, "event_log")
+    return table_uri(settings, system, TABLE)
 
 
-def rows(
-    spec: dp.TableSpec, batch_id: int, quality: BatchQuality, rows_out: int, seconds: float
-) -> list[dict]:
+def ensure(spark: SparkSession, settings: Settings, system: str) -> str:
+    """Create the system's event log before its flows run: they append to it concurrently."""
+    return catalog.ensure_table(spark, settings, system, TABLE, SCHEMA)
+
+
+def rows(spec: dp.TableSpec, batch_id: int, quality: BatchQuality, seconds: float) -> list[dict]:
     """One flow row for the batch, then one row per expectation."""
-    now = dt.datetime.now(dt.UTC)
     common = {
-        "timestamp": now,
+        "timestamp": dt.datetime.now(dt.UTC),
         "system": spec.system,
         "table": spec.name,
         "batch_id": batch_id,
         "rows_in": quality.rows_in,
-        "rows_out": rows_out,
+        "rows_out": quality.rows_out,
         "duration_ms": int(seconds * 1000),
     }
     flow = {**common, "expectation": None, "action": None, "passed": None, "failed": None}
@@ -68,20 +75,20 @@ def rows(
 
 
 def record(
+    spark: SparkSession,
     settings: Settings,
     spec: dp.TableSpec,
     app_id: str,
     batch_id: int,
     quality: BatchQuality,
-    rows_out: int,
     seconds: float,
 ) -> None:
-    """Append the batch's rows unless this batch of this writer is logged already."""
-    logged = rows(spec, batch_id, quality, rows_out, seconds)
-    _append(settings, spec.system, app_id, batch_id, logged)
+    """Append the batch's rows, once per writer and batch."""
+    _append(spark, settings, spec.system, app_id, batch_id, rows(spec, batch_id, quality, seconds))
 
 
 def record_expectation(
+    spark: SparkSession,
     settings: Settings,
     spec: dp.TableSpec,
     app_id: str,
@@ -106,18 +113,23 @@ def record_expectation(
         "rows_out": None,
         "duration_ms": None,
     }
-    _append(settings, spec.system, app_id, batch_id, [row])
+    _append(spark, settings, spec.system, app_id, batch_id, [row])
 
 
-def _append(settings: Settings, system: str, app_id: str, batch_id: int, log_rows: list) -> None:
-    uri = location(settings, system)
-    options = storage_options(settings, uri)
-    if already_applied(open_table(uri, options), app_id, batch_id):
-        return
-    write_deltalake(
-        uri,
-        pa.Table.from_pylist(log_rows, schema=SCHEMA),
-        mode="append",
-        storage_options=options or None,
-        commit_properties=batch_commit_properties(app_id, batch_id),
+def _append(
+    spark: SparkSession,
+    settings: Settings,
+    system: str,
+    app_id: str,
+    batch_id: int,
+    log_rows: list[dict],
+) -> None:
+    (
+        spark.createDataFrame(log_rows, SCHEMA)
+        .coalesce(1)
+        .write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", batch_id)
+        .save(location(settings, system))
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from iotlake.config import Settings
@@ -58,7 +59,9 @@ def watermark_drops(progress: object) -> WatermarkDrops | None:
     return WatermarkDrops(int(progress.batchId), rows_in, dropped)
 
 
-def record(settings: Settings, spec: dp.TableSpec, query: StreamingQuery) -> int:
+def record(
+    spark: SparkSession, settings: Settings, spec: dp.TableSpec, query: StreamingQuery
+) -> int:
     """Log the watermark drops of the batches `query` finished since the last call.
 
     Cheap when nothing is new (one look at the last progress), so the runner can call it
@@ -81,6 +84,7 @@ def record(settings: Settings, spec: dp.TableSpec, query: StreamingQuery) -> int
     app_id = f"{spec.system}.{spec.name}@{query.id}/watermark"
     for batch in sorted(batches.values(), key=lambda b: b.batch_id):
         event_log.record_expectation(
+            spark,
             settings,
             spec,
             app_id,

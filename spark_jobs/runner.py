@@ -1,23 +1,27 @@
 """Turns a system's table declarations into streaming queries, one per table.
 
-Each query reads its upstream (a declared source, or the upstream Delta table as a stream of
-new commits), applies the table's function, and in each micro-batch evaluates the table's
-expectations, writes the kept rows to Delta exactly once (the batch id rides in the commit as
-an application transaction) and appends the batch's counts to the system's `event_log`.
-A materialized view is recomputed whole from the current snapshots of its upstream tables
-and replaces its table's contents; `run_continuous` refreshes it when an upstream table has
-changed, at most every `pipelines.refresh_seconds`.
+Each query reads its upstream (a declared source, or the upstream table by name through Delta
+Lake's streaming source), applies the table's function, and in each micro-batch writes the
+rows its expectations keep with Delta Lake for Spark, exactly once: appends and overwrites as
+idempotent writes (`txnAppId` = the flow's writer id, `txnVersion` = the batch id), update-mode
+aggregates as a MERGE on their keys under the same transaction ids. The expectations are
+counted in the same pass as the write (`quality.check`) and the batch's counts appended to the
+system's `event_log`. A materialized view is recomputed whole from the current snapshots of its
+upstream tables and overwrites its table; `run_continuous` refreshes it when an upstream table
+has changed, at most every `pipelines.refresh_seconds`.
 
 When an Auto Loader source finds new columns, it records the evolved schema and stops its
 query; the runner then restarts that query, whose table gains the new columns. A query whose
-Python worker did not start in time is restarted the same way (see `restart_reason`).
-Spark does the distributed work; delta-rs does the storage; this module only wires them.
+Python worker did not start in time, or whose upstream table gained columns, is restarted the
+same way (see `restart_reason`). Spark and Delta Lake do the work; this module only wires
+them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import pkgutil
 import time
 from collections.abc import Callable
@@ -29,11 +33,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from iotlake.config import Settings
-from spark_jobs import dp, event_log, late_rows
-from spark_jobs.io import delta_sink, delta_source
+from spark_jobs import catalog, dp, event_log, late_rows
 from spark_jobs.io.autoloader_source import SchemaEvolutionError
-from spark_jobs.io.storage import is_local, local_path, storage_options, table_uri
-from spark_jobs.quality import evaluate
+from spark_jobs.io.storage import is_local, local_path, table_uri
+from spark_jobs.quality import ExpectationFailed, check, failure_message
 
 PIPELINES_ROOT = Path(__file__).resolve().parent
 # Restarts allowed per table and run: a query that keeps stopping has a real problem.
@@ -42,6 +45,9 @@ WORKER_START_FAILURES = (
     "Python worker failed to connect back",
     "Timed out while waiting for the Python worker to connect back",
 )
+# Delta Lake's streaming source stops when the table it reads gains columns; a restarted
+# query reads the new schema.
+UPSTREAM_SCHEMA_CHANGES = ("DELTA_SCHEMA_CHANGED",)
 
 
 def _discover_systems() -> tuple[str, ...]:
@@ -120,17 +126,80 @@ def _inputs(spark: SparkSession, settings: Settings, spec: dp.TableSpec) -> dict
         elif (spec.system, name) in dp.SOURCES and not spec.materialized:
             arguments[name] = dp.SOURCES[(spec.system, name)].function(spark, settings)
         elif (spec.system, name) in dp.TABLES:
-            uri = location(settings, dp.TABLES[(spec.system, name)])
+            catalog.register(spark, settings, spec.system, name)
+            upstream = catalog.table_name(spec.system, name)
             if spec.materialized:
-                arguments[name] = delta_source.read_table(spark, uri, settings)
+                arguments[name] = spark.read.table(upstream)
             else:
-                arguments[name] = delta_source.read_stream(spark, uri, settings)
+                arguments[name] = spark.readStream.table(upstream)
         else:
             raise ValueError(
                 f"{spec.system}.{spec.name}: parameter '{name}' is neither a source nor a table "
                 f"of {spec.system}"
             )
     return arguments
+
+
+def checkpoint_query_id(checkpoint_location: str) -> str | None:
+    """The streaming query id Spark keeps in `<checkpoint>/metadata`, if it is there: the
+    flow's writer id for Delta's idempotent writes, stable across restarts."""
+    location = checkpoint_location.removeprefix("file://").removeprefix("file:")
+    try:
+        return json.loads((Path(location) / "metadata").read_text().splitlines()[0])["id"]
+    except (FileNotFoundError, IndexError, KeyError, json.JSONDecodeError):
+        return None
+
+
+def write_batch(
+    rows: DataFrame,
+    spec: dp.TableSpec,
+    uri: str,
+    app_id: str,
+    batch_id: int,
+) -> None:
+    """Write one batch as the table's output mode asks, as Delta transaction `batch_id` of
+    writer `app_id`: appended, merged on the table's keys, or replacing the table."""
+    if spec.output_mode == "update" and spec.keys:
+        _merge(rows, spec.keys, uri, app_id, batch_id)
+        return
+    mode = "append" if spec.output_mode == "append" else "overwrite"
+    writer = (
+        rows.write.format("delta")
+        .mode(mode)
+        .option("txnAppId", app_id)
+        .option("txnVersion", batch_id)
+    )
+    if spec.materialized:
+        writer = writer.option("overwriteSchema", "true")
+    writer.save(uri)
+
+
+def _merge(rows: DataFrame, keys: tuple[str, ...], uri: str, app_id: str, batch_id: int) -> None:
+    """Upsert aggregate rows on `keys` (null-safe: a group whose key is null stays one row).
+
+    The rows are materialized first: that one pass runs the batch's plan (and its expectation
+    counts) once, however often MERGE reads its source.
+    """
+    from delta.tables import DeltaTable
+
+    source = rows.localCheckpoint(eager=True)
+    condition = " AND ".join(f"target.`{key}` <=> source.`{key}`" for key in keys)
+    session = rows.sparkSession
+    # MERGE takes Delta's idempotent-write ids from the session (this query's own clone).
+    session.conf.set("spark.databricks.delta.write.txnAppId", app_id)
+    session.conf.set("spark.databricks.delta.write.txnVersion", str(batch_id))
+    try:
+        (
+            DeltaTable.forPath(session, uri)
+            .alias("target")
+            .merge(source.alias("source"), condition)
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    finally:
+        session.conf.unset("spark.databricks.delta.write.txnAppId")
+        session.conf.unset("spark.databricks.delta.write.txnVersion")
 
 
 def _batch_writer(
@@ -141,45 +210,29 @@ def _batch_writer(
     report: Callable[[str], None],
 ) -> Callable[[DataFrame, int], None]:
     """The foreachBatch function: expectations, an exactly-once write, the event log."""
-    options = storage_options(settings, uri)
     name = f"{spec.system}.{spec.name}"
 
     def process(batch: DataFrame, batch_id: int) -> None:
         began = time.monotonic()
-        app_id = f"{name}@{delta_sink.checkpoint_query_id(checkpoint_location)}"
-        batch = batch.persist()
-        try:
-            quality = evaluate(batch, spec.expectations, name)
-            if spec.output_mode == "append":
-                delta_sink.append_batch(
-                    quality.kept,
-                    uri,
-                    options,
-                    app_id=app_id,
-                    batch_id=batch_id,
-                    partition_by=spec.partition_by,
-                )
-            else:
-                keys = spec.keys if spec.output_mode == "update" else ()
-                delta_sink.merge_batch(
-                    quality.kept.toArrow(),
-                    uri,
-                    options,
-                    keys=keys,
-                    app_id=app_id,
-                    batch_id=batch_id,
-                    partition_by=spec.partition_by,
-                )
-        finally:
-            batch.unpersist()
+        spark = batch.sparkSession
+        app_id = f"{name}@{checkpoint_query_id(checkpoint_location)}"
+        committed = catalog.committed_batch(spark, uri, app_id)
+        checked = check(batch, spec.expectations, name)
+        if committed is not None and committed >= batch_id:
+            # Written before a crash, perhaps not logged: Spark replays the batch. Its plan
+            # runs to the end unwritten, which counts the expectations for the event log
+            # (itself written once per batch) and commits a stateful query's state.
+            checked.kept.write.format("noop").mode("overwrite").save()
+        else:
+            write_batch(checked.kept, spec, uri, app_id, batch_id)
+        quality = checked.quality()
         seconds = time.monotonic() - began
-        rows_out = quality.rows_in - quality.rows_dropped
-        event_log.record(settings, spec, app_id, batch_id, quality, rows_out, seconds)
+        event_log.record(spark, settings, spec, app_id, batch_id, quality, seconds)
         if quality.rows_in:
             dropped = f" ({quality.rows_dropped} dropped)" if quality.rows_dropped else ""
             report(
-                f"{name} batch {batch_id}: {quality.rows_in} in, {rows_out} out{dropped} "
-                f"in {seconds:.1f}s"
+                f"{name} batch {batch_id}: {quality.rows_in} in, {quality.rows_out} out"
+                f"{dropped} in {seconds:.1f}s"
             )
 
     return process
@@ -195,9 +248,7 @@ def start_flow(
     """Start the streaming query of one table; its Delta table exists when this returns."""
     uri = location(settings, spec)
     frame = spec.function(**_inputs(spark, settings, spec))
-    delta_sink.ensure_table(
-        uri, storage_options(settings, uri), frame.schema, spec.partition_by, evolve=True
-    )
+    catalog.ensure_table(spark, settings, spec.system, spec.name, frame.schema, spec.partition_by)
     checkpoint_location = checkpoint(settings, spec)
     writer = (
         frame.writeStream.foreachBatch(
@@ -217,38 +268,36 @@ def start_flow(
 def refresh_view(
     spark: SparkSession, settings: Settings, spec: dp.TableSpec, report: Callable[[str], None]
 ) -> int:
-    """Recompute a materialized view and replace its table; returns the rows written.
+    """Recompute a materialized view and overwrite its table; returns the rows written.
 
     Each refresh is one numbered batch of the view's own writer, logged like a stream's batch.
     """
     began = time.monotonic()
     uri = location(settings, spec)
-    options = storage_options(settings, uri)
     name = f"{spec.system}.{spec.name}"
     app_id = f"{name}@view"
-    frame = spec.function(**_inputs(spark, settings, spec)).persist()
-    try:
-        quality = evaluate(frame, spec.expectations, name)
-        batch_id = delta_sink.next_batch_id(uri, options, app_id)
-        delta_sink.replace_table(quality.kept.toArrow(), uri, options, app_id, batch_id)
-    finally:
-        frame.unpersist()
+    frame = spec.function(**_inputs(spark, settings, spec))
+    catalog.ensure_table(spark, settings, spec.system, spec.name, frame.schema)
+    committed = catalog.committed_batch(spark, uri, app_id)
+    batch_id = 0 if committed is None else committed + 1
+    checked = check(frame, spec.expectations, name)
+    write_batch(checked.kept, spec, uri, app_id, batch_id)
+    quality = checked.quality()
     seconds = time.monotonic() - began
-    rows_out = quality.rows_in - quality.rows_dropped
-    event_log.record(settings, spec, app_id, batch_id, quality, rows_out, seconds)
-    report(f"{name} refresh {batch_id}: {rows_out} rows in {seconds:.1f}s")
-    return rows_out
+    event_log.record(spark, settings, spec, app_id, batch_id, quality, seconds)
+    report(f"{name} refresh {batch_id}: {quality.rows_out} rows in {seconds:.1f}s")
+    return quality.rows_out
 
 
-def _upstream_versions(settings: Settings, spec: dp.TableSpec) -> tuple[int | None, ...]:
+def _upstream_versions(
+    spark: SparkSession, settings: Settings, spec: dp.TableSpec
+) -> tuple[int | None, ...]:
     """The current version of each upstream table of a view: a refresh is due when it moves."""
-    versions = []
-    for name in spec.upstream:
-        if (spec.system, name) in dp.TABLES:
-            uri = location(settings, dp.TABLES[(spec.system, name)])
-            table = delta_source.open_table(uri, storage_options(settings, uri))
-            versions.append(None if table is None else table.version())
-    return tuple(versions)
+    return tuple(
+        catalog.version(spark, location(settings, dp.TABLES[(spec.system, name)]))
+        for name in spec.upstream
+        if (spec.system, name) in dp.TABLES
+    )
 
 
 def restart_reason(query: StreamingQuery) -> str | None:
@@ -268,6 +317,8 @@ def restart_reason(query: StreamingQuery) -> str | None:
         return notes[0] if notes else "new columns found"
     if any(symptom in text for symptom in WORKER_START_FAILURES):
         return "a Python worker did not connect back in time (machine busy)"
+    if any(symptom in text for symptom in UPSTREAM_SCHEMA_CHANGES):
+        return "its upstream table gained columns"
     return None
 
 
@@ -281,9 +332,12 @@ def run_table(
         flow = start_flow(spark, settings, spec, once=True, report=report)
         try:
             flow.query.awaitTermination()
-            late_rows.record(settings, spec, flow.query)
+            late_rows.record(spark, settings, spec, flow.query)
             return flow
-        except StreamingQueryException:
+        except StreamingQueryException as error:
+            failed = failure_message(error)
+            if failed is not None:
+                raise ExpectationFailed(failed) from None
             reason = restart_reason(flow.query)
             if reason is None:
                 raise
@@ -299,6 +353,7 @@ def run_once(
     Materialized views are refreshed once their upstream tables have caught up.
     """
     flows = []
+    event_log.ensure(spark, settings, system)
     for spec in load_system(system):
         if spec.materialized:
             refresh_view(spark, settings, spec, report)
@@ -318,6 +373,7 @@ def run_continuous(
     views: dict[dp.TableSpec, tuple[int | None, ...] | None] = {}
     try:
         for system in systems:
+            event_log.ensure(spark, settings, system)
             for spec in load_system(system):
                 if spec.materialized:
                     views[spec] = None
@@ -334,6 +390,9 @@ def run_continuous(
     for flow in flows:
         error = flow.query.exception()
         if error is not None:
+            failed = failure_message(error)
+            if failed is not None:
+                raise ExpectationFailed(failed)
             raise RuntimeError(f"{flow.query.name} stopped: {str(error).splitlines()[0]}")
 
 
@@ -356,7 +415,7 @@ def _supervise(
             spark.streams.awaitAnyTermination(timeout=1.0)
         for index, flow in enumerate(flows):
             # Spark drops rows behind a watermark silently; the event log counts them.
-            late_rows.record(settings, flow.spec, flow.query)
+            late_rows.record(spark, settings, flow.spec, flow.query)
             if flow.query.isActive:
                 continue
             reason = restart_reason(flow.query)
@@ -368,7 +427,7 @@ def _supervise(
         spark.streams.resetTerminated()
         if views and time.monotonic() >= next_refresh:
             for spec, seen in views.items():
-                versions = _upstream_versions(settings, spec)
+                versions = _upstream_versions(spark, settings, spec)
                 if versions != seen:
                     refresh_view(spark, settings, spec, report)
                     views[spec] = versions

@@ -3,7 +3,9 @@
 Every session carries the engines a Databricks user's code expects: Delta Lake for Spark
 (`format("delta")`, `toTable`, MERGE, `DeltaTable`), Spark's own Kafka source
 (`format("kafka")`) and S3A for `s3://` and `s3a://` paths on the configured endpoint. The
-jars come from `.jars/spark/` (`make jars`), never from the network.
+jars come from `.jars/spark/` (`make jars`), never from the network. The lake is the catalog:
+every session names the tables the lake holds (`seismograph.sensor`, see `catalog`), so
+tables written by earlier runs are read by name in a new session.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pyspark.sql import SparkSession
 
 from iotlake.config import LOOPBACK, Settings
 from iotlake.jars import jars
+from spark_jobs import catalog
+from spark_jobs.io.storage import table_uri
 
 
 def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession:
@@ -45,12 +49,16 @@ def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession
         builder = builder.config(key, value)
     for key, value in s3a_conf(settings).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    catalog.register_lake(session, settings)
+    return session
 
 
 def delta_conf(settings: Settings) -> dict[str, str]:
     """Delta Lake as the session's table format, sized for laptop tables."""
     return {
+        # A table user code creates by name in the default database lands in the lake.
+        "spark.sql.warehouse.dir": table_uri(settings),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         # Delta rebuilds a table's state with this many tasks (default 50): a handful of

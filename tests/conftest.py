@@ -36,7 +36,7 @@ def settings_for(state_dir: Path) -> Settings:
         profile="embedded",
         target="dev",
         state_dir=str(state_dir),
-        kafka={"port": free_port()},
+        kafka={"port": free_port(), "controller_port": free_port()},
         aws={"port": free_port()},
         mqtt={"port": free_port()},
         spark={
@@ -57,6 +57,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return {
         "IOTLAKE_STATE_DIR": str(settings.state_dir),
         "IOTLAKE_KAFKA__PORT": str(settings.kafka.port),
+        "IOTLAKE_KAFKA__CONTROLLER_PORT": str(settings.kafka.controller_port),
         "IOTLAKE_AWS__PORT": str(settings.aws.port),
         "IOTLAKE_AWS__EMULATOR": settings.aws.emulator,
         "IOTLAKE_MQTT__PORT": str(settings.mqtt.port),

@@ -51,7 +51,7 @@ def private_settings(base: Settings, state_dir: Path) -> Settings:
     return base.model_copy(
         update={
             "state_dir": state_dir,
-            "kafka": ports(base.kafka, port=free_port()),
+            "kafka": ports(base.kafka, port=free_port(), controller_port=free_port()),
             "aws": ports(base.aws, port=free_port()),
             "mqtt": ports(base.mqtt, port=free_port()),
             "spark": ports(
@@ -74,6 +74,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "IOTLAKE_TARGET": settings.target,
         "IOTLAKE_STATE_DIR": str(settings.state_dir),
         "IOTLAKE_KAFKA__PORT": str(settings.kafka.port),
+        "IOTLAKE_KAFKA__CONTROLLER_PORT": str(settings.kafka.controller_port),
         "IOTLAKE_AWS__PORT": str(settings.aws.port),
         "IOTLAKE_AWS__EMULATOR": settings.aws.emulator,
         "IOTLAKE_MQTT__PORT": str(settings.mqtt.port),

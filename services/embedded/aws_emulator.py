@@ -1,10 +1,10 @@
 """S3 + Kinesis emulator: moto server (default) or LocalStack in host mode.
 
 moto keeps every bucket, object and stream in memory, so a crash of its process would lose
-the Kinesis records and the S3 objects the broker and the lake keep there. The embedded
-emulator therefore writes a journal: each request that changed state (PUT/POST/DELETE on
-S3, a Kinesis PutRecords or CreateStream, ...) is appended, with its body, after moto
-applied it and before the client gets its answer. On start, the journal is replayed into
+the Kinesis records and the S3 objects the lake keeps there. The embedded emulator
+therefore writes a journal: each request that changed state (PUT/POST/DELETE on S3, a
+Kinesis PutRecords or CreateStream, ...) is appended, with its body, after moto applied it
+and before the client gets its answer. On start, the journal is replayed into
 the fresh process, in the order the requests were applied, so streams get the same
 per-shard sequence numbers and buckets the same objects, and consumers' checkpoints stay
 valid across a `kill -9`. `iotlake down` deletes the journal: a stack started after it

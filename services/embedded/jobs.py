@@ -26,14 +26,15 @@ def http_ok(url: str) -> bool:
 
 def _tables_exist(settings: Settings) -> bool:
     """The pipelines are up once every declared table exists (created at query start)."""
-    from spark_jobs.io.delta_source import open_table
+    from deltalake import DeltaTable
+
     from spark_jobs.io.storage import storage_options
     from spark_jobs.runner import SYSTEMS, load_system, location
 
     for system in SYSTEMS:
         for spec in load_system(system):
             uri = location(settings, spec)
-            if open_table(uri, storage_options(settings, uri)) is None:
+            if not DeltaTable.is_deltatable(uri, storage_options(settings, uri) or None):
                 return False
     return True
 

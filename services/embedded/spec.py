@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+class PrepareError(Exception):
+    """A service's prepare step failed; the message is one line saying what and where."""
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """One embedded service: how to start it and how to tell it is healthy."""
@@ -21,8 +25,12 @@ class ServiceSpec:
     healthy: Callable[[], bool]
     install_hint: str
     env: dict[str, str] = field(default_factory=dict)
+    # Runs before each start (config files, storage); raises PrepareError with one line.
     prepare: Callable[[], None] | None = None
     start_timeout: float = 60.0
+    # What the service lacks besides its binary (jars, say): one line naming the fix, or
+    # None. Asked before anything starts, so a missing piece starts nothing.
+    lacking: Callable[[], str | None] | None = None
 
     @property
     def binary(self) -> Path:

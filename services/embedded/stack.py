@@ -25,9 +25,10 @@ from services.embedded.process import (
     terminate,
     wait_until,
 )
-from services.embedded.spec import ServiceSpec, port_is_free
+from services.embedded.spec import PrepareError, ServiceSpec, port_is_free
 
-# Start order: the broker keeps its data in the emulator's S3; the worker needs its master.
+# Start order, stopped in reverse: services before the jobs that use them, a worker after
+# its master.
 START_ORDER = [
     "aws",
     "kafka",
@@ -95,6 +96,9 @@ def _preflight(specs: list[ServiceSpec]) -> None:
     for spec in specs:
         if not spec.binary.exists():
             raise StackError(f"{spec.name}: {spec.binary} not found; {spec.install_hint}")
+        problem = spec.lacking() if spec.lacking else None
+        if problem:
+            raise StackError(f"{spec.name}: {problem}")
         for port in spec.ports:
             if not port_is_free(spec.host, port):
                 raise StackError(
@@ -115,7 +119,10 @@ def _start_one(settings: Settings, spec: ServiceSpec) -> float:
     log_file = settings.log_dir / f"{spec.name}.log"
     began = time.monotonic()
     if spec.prepare:
-        spec.prepare()
+        try:
+            spec.prepare()
+        except PrepareError as error:
+            raise StackError(f"{spec.name}: {error}") from None
     _, popen = spawn(spec.name, spec.command, spec.env, settings.run_dir, log_file)
 
     def ready() -> bool:
@@ -173,8 +180,10 @@ def down(settings: Settings, report: Callable[[str], None] = print) -> list[str]
             stopped.append(name)
             report(f"{name}: stopped")
     _startup_file(settings).unlink(missing_ok=True)
-    # The emulator's journal outlives a crash, not a `down`: the next stack starts empty.
+    # The emulator's journal and the broker's log outlive a crash, not a `down`: the next
+    # stack starts empty.
     aws_emulator.forget(settings)
+    kafka_broker.forget(settings)
     return stopped
 
 

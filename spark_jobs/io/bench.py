@@ -1,7 +1,7 @@
 """`iotlake bench io`: broker -> Delta throughput through Spark against bare-client baselines.
 
 Each figure comes from the same run on the same machine, so ratios mean something:
-- Kafka -> Delta through Spark (the Kafka source and the Delta sink, AvailableNow) against a
+- Kafka -> Delta through Spark (Spark's Kafka source and Delta sink, AvailableNow) against a
   bare loop that consumes with confluent-kafka and appends with delta-rs;
 - Kinesis -> Delta through Spark against the emulator's own bare put_records / get_records
   rates and a bare get_records -> delta-rs loop.
@@ -25,7 +25,6 @@ from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import SparkSession
 
 from iotlake.config import Settings
-from spark_jobs.io.delta_sink import write_stream
 from spark_jobs.io.records import kafka_records, kinesis_records
 
 PARTITIONS = 4
@@ -48,12 +47,11 @@ def _spark_to_delta(
     inside its batches (without the query's start-up, which dominates short runs)."""
     table = str(work / f"delta-{uuid.uuid4().hex[:6]}")
     began = time.perf_counter()
-    query = write_stream(
-        frame,
-        table,
-        work / f"cp-{uuid.uuid4().hex[:6]}",
-        settings,
-        trigger={"availableNow": True},
+    query = (
+        frame.writeStream.format("delta")
+        .option("checkpointLocation", str(work / f"cp-{uuid.uuid4().hex[:6]}"))
+        .trigger(availableNow=True)
+        .start(table)
     )
     query.awaitTermination()
     seconds = time.perf_counter() - began

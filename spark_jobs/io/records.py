@@ -12,7 +12,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from iotlake.config import Settings
-from spark_jobs.io.kafka_source import KAFKA_FORMAT, KafkaDataSource
 from spark_jobs.io.kinesis_source import KinesisDataSource, kinesis_options
 
 
@@ -48,10 +47,13 @@ def kinesis_records(spark: SparkSession, settings: Settings, stream: str) -> Dat
 
 
 def kafka_records(spark: SparkSession, settings: Settings, topic: str) -> DataFrame:
-    """A topic's records from the earliest offset, offsets kept in the query's checkpoint."""
-    spark.dataSource.register(KafkaDataSource)
+    """A topic's records from the earliest offset, offsets kept in the query's checkpoint.
+
+    Spark's own Kafka source (`spark-sql-kafka-0-10`, on every session's classpath), as a
+    Databricks notebook reads Kafka; partitions added to the topic later are read too.
+    """
     raw = (
-        spark.readStream.format(KAFKA_FORMAT)
+        spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")

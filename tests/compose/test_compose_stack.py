@@ -17,9 +17,9 @@ import uuid
 
 import pytest
 import requests
+from deltalake import DeltaTable
 
 from services.producers.aws_iot_producer import SensorConfig, generate_records, send_records
-from spark_jobs.io.delta_source import open_table
 from spark_jobs.io.storage import storage_options, table_uri
 from tests.spark_jobs.arduino.test_bad_records import (
     test_bad_messages_are_kept_in_bronze_dropped_or_flagged_in_silver_and_counted as test_arduino_bad_messages,  # noqa: E501
@@ -51,9 +51,10 @@ DASHBOARD_URL = "http://127.0.0.1:8501/_stcore/health"
 def _processed_devices(settings) -> set[str]:
     """Device ids in the compose lake's `iot_sensor_processed` (empty until it exists)."""
     uri = table_uri(settings, "aws-iot", "iot_sensor_processed")
-    table = open_table(uri, storage_options(settings, uri))
-    if table is None:
+    options = storage_options(settings, uri) or None
+    if not DeltaTable.is_deltatable(uri, options):
         return set()
+    table = DeltaTable(uri, storage_options=options)
     return set(table.to_pyarrow_table(columns=["device_id"]).column("device_id").to_pylist())
 
 

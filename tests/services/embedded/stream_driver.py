@@ -15,7 +15,6 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from iotlake.config import Settings, load_settings
-from spark_jobs.io.delta_sink import write_stream
 from spark_jobs.session import spark_session
 
 
@@ -28,13 +27,13 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings()
     spark = spark_session(settings, "iotlake-cluster-test")
     # Small batches keep tasks running on both executors while a worker is killed.
-    query = write_stream(
-        _limited(spark, settings, args.topic, args.max_per_batch),
-        str(args.table.resolve()),
-        args.table.resolve() / "_checkpoint",
-        settings,
-        query_name="cluster_kafka_to_delta",
-        trigger={"processingTime": "1 seconds"},
+    query = (
+        _limited(spark, settings, args.topic, args.max_per_batch)
+        .writeStream.format("delta")
+        .option("checkpointLocation", str(args.table.resolve() / "_checkpoint"))
+        .queryName("cluster_kafka_to_delta")
+        .trigger(processingTime="1 seconds")
+        .start(str(args.table.resolve()))
     )
     print(f"query {query.id} running on {settings.spark.master}", flush=True)
     query.awaitTermination()
@@ -44,11 +43,8 @@ def _limited(spark: SparkSession, settings: Settings, topic: str, max_per_batch:
     """A topic's records, a limited number per micro-batch, so the stream spans many."""
     from pyspark.sql import functions as F
 
-    from spark_jobs.io.kafka_source import KAFKA_FORMAT, KafkaDataSource
-
-    spark.dataSource.register(KafkaDataSource)
     raw = (
-        spark.readStream.format(KAFKA_FORMAT)
+        spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")

@@ -1,15 +1,23 @@
-"""The embedded Kafka-API broker does real work and keeps its data across a restart."""
+"""The embedded Apache Kafka broker does real work, keeps acknowledged records through a
+kill -9, keeps its data under the state directory, and fails clearly when it cannot start."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+import psutil
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
+from iotlake.config import Settings
+from services.embedded import kafka_broker
 from services.embedded import stack as embedded
-from tests.conftest import settings_for
+from services.embedded.process import read_handle
+from tests.conftest import settings_env, settings_for
 
 
 def _create_topic(bootstrap: str, partitions: int = 2) -> str:
@@ -19,10 +27,13 @@ def _create_topic(bootstrap: str, partitions: int = 2) -> str:
     return topic
 
 
-def _produce(bootstrap: str, topic: str, count: int, partitions: int = 2) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+def _produce(bootstrap: str, topic: str, count: int, partitions: int = 2, first: int = 0) -> None:
+    """`count` records acknowledged by the broker (acks=all, as every iotlake producer)."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all", "enable.idempotence": True}
+    )
     for i in range(count):
-        producer.produce(topic, key=str(i), value=f"reading-{i}", partition=i % partitions)
+        producer.produce(topic, key=str(i), value=f"reading-{i}", partition=first + i % partitions)
     assert producer.flush(30) == 0
 
 
@@ -46,6 +57,43 @@ def _drain(consumer: Consumer, want: int, timeout: float = 60) -> list:
     return messages
 
 
+# What a broker answers while its group coordinator is still loading after a restart.
+_COORDINATOR_NOT_READY = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError._TIMED_OUT,
+}
+
+
+def _committed(consumer: Consumer, tps: list[TopicPartition], timeout: float = 60) -> list:
+    """The group's committed offsets, asked again while the coordinator is not ready yet, as
+    Kafka's own clients do."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.committed(tps, 10)
+        except KafkaException as error:
+            if error.args[0].code() not in _COORDINATOR_NOT_READY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _read_all(bootstrap: str, topic: str, partitions: int, want: int) -> list:
+    """Every record of the topic from offset 0, without a consumer group."""
+    consumer = _group_consumer(bootstrap, f"reader-{uuid.uuid4().hex[:6]}")
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    messages = _drain(consumer, want)
+    consumer.close()
+    return messages
+
+
+def _cli_up(settings: Settings, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings_env(settings), **extra_env}
+    command = [sys.executable, "-m", "iotlake", "up"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
 def test_consumer_group_reads_everything_and_commits_offsets(endpoints):
     bootstrap = endpoints.settings.kafka.bootstrap_servers
     topic = _create_topic(bootstrap)
@@ -63,13 +111,51 @@ def test_consumer_group_reads_everything_and_commits_offsets(endpoints):
     assert sum(tp.offset for tp in committed) == 200
 
 
-def test_broker_restart_keeps_topics_records_and_committed_offsets(stack):
+def test_broker_listens_on_its_client_and_controller_ports_on_loopback_only(stack):
+    java = psutil.Process(read_handle(stack.run_dir, "kafka").pid)
+    listening = {
+        (conn.laddr.ip, conn.laddr.port)
+        for conn in java.net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN
+    }
+
+    kafka = stack.kafka
+    assert listening == {("127.0.0.1", kafka.port), ("127.0.0.1", kafka.controller_port)}
+    metadata = AdminClient({"bootstrap.servers": kafka.bootstrap_servers}).list_topics(timeout=10)
+    assert [(b.host, b.port) for b in metadata.brokers.values()] == [("127.0.0.1", kafka.port)]
+
+
+def test_partitions_added_to_a_topic_take_records(stack):
+    bootstrap = stack.kafka.bootstrap_servers
+    topic = _create_topic(bootstrap, partitions=2)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    admin.create_partitions([NewPartitions(topic, 5)])[topic].result(timeout=30)
+    _produce(bootstrap, topic, 30, partitions=3, first=2)
+
+    assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 5
+    read = _read_all(bootstrap, topic, 5, 30)
+    assert sorted({m.partition() for m in read}) == [2, 3, 4]
+    assert len(read) == 30
+
+
+def test_log_directory_is_under_the_state_directory(stack):
+    topic = _create_topic(stack.kafka.bootstrap_servers, partitions=2)
+    _produce(stack.kafka.bootstrap_servers, topic, 10)
+
+    logs = (stack.state_dir / "data" / "kafka" / "logs").resolve()
+    assert kafka_broker.log_dir(stack) == logs
+    assert (logs / "meta.properties").exists()
+    assert {path.name for path in logs.glob(f"{topic}-*")} == {f"{topic}-0", f"{topic}-1"}
+
+
+def test_acknowledged_records_and_committed_offsets_survive_kill_9(stack):
     bootstrap = stack.kafka.bootstrap_servers
     topic = _create_topic(bootstrap)
-    _produce(bootstrap, topic, 100)
+    _produce(bootstrap, topic, 1000)
     consumer = _group_consumer(bootstrap, "survivors")
     consumer.commit(
-        offsets=[TopicPartition(topic, 0, 30), TopicPartition(topic, 1, 20)], asynchronous=False
+        offsets=[TopicPartition(topic, 0, 300), TopicPartition(topic, 1, 200)], asynchronous=False
     )
     consumer.close()
 
@@ -78,37 +164,56 @@ def test_broker_restart_keeps_topics_records_and_committed_offsets(stack):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     assert len(admin.list_topics(timeout=10).topics[topic].partitions) == 2
     after = _group_consumer(bootstrap, "survivors")
-    committed = after.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], 10)
-    assert [tp.offset for tp in committed] == [30, 20]
-    after.assign([TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 0)])
-    assert len(_drain(after, 100)) == 100
+    committed = _committed(after, [TopicPartition(topic, 0), TopicPartition(topic, 1)])
     after.close()
+    assert [tp.offset for tp in committed] == [300, 200]
+    read = _read_all(bootstrap, topic, 2, 1000)
+    assert sorted(m.value().decode() for m in read) == sorted(f"reading-{i}" for i in range(1000))
+    assert sorted((m.partition(), m.offset()) for m in read) == [
+        (p, o) for p in (0, 1) for o in range(500)
+    ]
+    # The restarted broker takes new records after the old ones.
+    _produce(bootstrap, topic, 10)
+    assert len(_read_all(bootstrap, topic, 2, 1010)) == 1010
 
 
-def test_emulator_killed_under_the_broker_keeps_topics_records_and_offsets(tmp_path):
-    # The broker's log lives in the emulator's S3: the emulator's journal must bring it back.
+def test_down_forgets_the_topics_so_the_next_broker_starts_empty(tmp_path):
     settings = settings_for(tmp_path)
     embedded.up(settings, report=lambda line: None)
     try:
-        bootstrap = settings.kafka.bootstrap_servers
-        topic = _create_topic(bootstrap)
-        _produce(bootstrap, topic, 100)
-        consumer = _group_consumer(bootstrap, "survivors")
-        consumer.commit(
-            offsets=[TopicPartition(topic, 0, 30), TopicPartition(topic, 1, 20)],
-            asynchronous=False,
-        )
-        consumer.close()
-
-        embedded.restart(settings, "aws", hard=True)
-        _produce(bootstrap, topic, 100)
-
-        after = _group_consumer(bootstrap, "survivors")
-        committed = after.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], 10)
-        assert [tp.offset for tp in committed] == [30, 20]
-        after.assign([TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 0)])
-        values = [m.value().decode() for m in _drain(after, 200)]
-        after.close()
-        assert sorted(values) == sorted([f"reading-{i}" for i in range(100)] * 2)
+        topic = _create_topic(settings.kafka.bootstrap_servers)
     finally:
         embedded.down(settings, report=lambda line: None)
+    assert not (tmp_path / "data" / "kafka").exists()
+
+    embedded.up(settings, report=lambda line: None)
+    try:
+        admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+        assert topic not in admin.list_topics(timeout=10).topics
+    finally:
+        embedded.down(settings, report=lambda line: None)
+
+
+def test_missing_kafka_jars_stop_up_in_one_line_naming_make_jars(tmp_path):
+    settings = settings_for(tmp_path)
+
+    result = _cli_up(settings, IOTLAKE_JARS_DIR=str(tmp_path / "no-jars"))
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("iotlake: kafka: ") and "`make jars`" in lines[0]
+    assert not list((tmp_path / "run").glob("*.pid"))
+
+
+def test_missing_java_stops_up_in_one_line_naming_the_fix(tmp_path):
+    settings = settings_for(tmp_path)
+
+    result = _cli_up(settings, JAVA_HOME=str(tmp_path / "no-jdk"))
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"iotlake: kafka: {tmp_path / 'no-jdk' / 'bin' / 'java'} not found")
+    assert "JAVA_HOME" in lines[0]
+    assert not list((tmp_path / "run").glob("*.pid"))

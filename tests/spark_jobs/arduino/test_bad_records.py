@@ -10,6 +10,7 @@ from parsing each payload in Python with the same rules.
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -32,6 +33,8 @@ TEMPERATURE_MESSAGES: dict[str, bytes | None] = {
     "no value": None,
     "missing msg": b'{"value": "23"}',
     "wrong type": b'{"msg": "n/a"}',
+    "failed DHT11 read": b'{"msg": "nan"}',
+    "infinite": b'{"msg": "-inf"}',
     "number instead of text": b'{"msg": 24}',
     "unknown field": b'{"msg": "22", "unit": "C"}',
     "out of range": b'{"msg": "55"}',
@@ -51,9 +54,10 @@ def _value(payload: bytes | None) -> float | None:
     if not isinstance(document, dict) or document.get("msg") is None:
         return None
     try:
-        return float(str(document["msg"]))
+        value = float(str(document["msg"]))
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def _send(settings, topic: str, values: list[bytes | None]) -> None:

@@ -11,7 +11,6 @@ import pytest
 from expectations.suites import validate
 from services.arduino import DISTANCE, HUMIDITY, PIR, TEMPERATURE, mqtt_topic
 from services.arduino.simulator import BoardConfig, Publisher, Reading, generate_readings, payload
-from spark_jobs.io.delta_source import read_table as spark_read_table
 from spark_jobs.runner import load_system, location, run_once
 from tests.services.arduino import private_arduino, read_values, running_bridge
 from tests.spark_jobs.pipelines import read_table
@@ -127,7 +126,7 @@ def test_seeded_readings_build_every_table_as_pandas_computes_it(stack, spark, t
 
     for spec in load_system(SYSTEM):
         if spec.layer != "bronze":
-            frame = spark_read_table(spark, location(settings, spec), settings)
+            frame = spark.read.format("delta").load(location(settings, spec))
             failing = {o.expectation: o.unexpected for o in validate(frame, spec) if not o.success}
             want_failing = (
                 {"within the DHT11 range (0-50 °C)": 1} if spec.name == "temperature" else {}

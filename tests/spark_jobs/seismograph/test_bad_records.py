@@ -168,7 +168,7 @@ def test_events_behind_the_watermark_are_counted_in_the_event_log_and_kept_in_se
     assert _failed(log, "magn_heatmap", "within watermark") == 0  # its watermark is an hour
     # Looking again (as the continuous runner does every second) logs nothing twice.
     live_flow = next(flow for flow in flows if flow.spec.name == "magn_live")
-    assert late_rows.record(settings, live_flow.spec, live_flow.query) == 0
+    assert late_rows.record(spark, settings, live_flow.spec, live_flow.query) == 0
     assert len(read_table(settings, SYSTEM, "event_log")) == len(log)
     # The late events are kept upstream: nothing is lost.
     sensor = read_table(settings, SYSTEM, "sensor")

@@ -8,7 +8,6 @@ import pytest
 
 from expectations.suites import validate
 from services.producers.phone_simulator import FleetConfig, generate_events, send_events
-from spark_jobs.io.delta_source import read_table as spark_read_table
 from spark_jobs.runner import load_system, location, run_once
 from tests.spark_jobs.pipelines import private_settings, read_table
 
@@ -79,5 +78,5 @@ def test_seeded_events_build_every_table_as_pandas_computes_it(stack, spark, tmp
 
     for spec in load_system(SYSTEM):
         if spec.layer != "bronze":
-            frame = spark_read_table(spark, location(settings, spec), settings)
+            frame = spark.read.format("delta").load(location(settings, spec))
             assert all(outcome.success for outcome in validate(frame, spec)), spec.name

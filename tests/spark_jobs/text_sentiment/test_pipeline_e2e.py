@@ -17,7 +17,6 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from expectations.suites import validate
 from services.producers.post_stream import LandingWriter, StreamConfig, batches, generate_posts
-from spark_jobs.io.delta_source import read_table as spark_read_table
 from spark_jobs.runner import load_system, location, run_once
 from tests.conftest import settings_for
 from tests.spark_jobs.pipelines import read_table
@@ -170,7 +169,7 @@ def test_seeded_posts_build_every_table_and_a_rerun_reads_only_new_files(spark, 
     assert counted[-1] == len(read_table(settings, SYSTEM, "top_posts"))
     for spec in load_system(SYSTEM):
         if spec.layer != "bronze":
-            frame = spark_read_table(spark, location(settings, spec), settings)
+            frame = spark.read.format("delta").load(location(settings, spec))
             unmet = {o.expectation: o.unexpected for o in validate(frame, spec) if not o.success}
             assert unmet == {}, f"{spec.name}: the whole table breaks {unmet}"
     sizes = {
