@@ -23,6 +23,7 @@ import contextlib
 import importlib
 import json
 import pkgutil
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,11 +67,12 @@ SYSTEMS = _discover_systems()
 
 @dataclass(frozen=True)
 class Flow:
-    """A table's running query and where it writes."""
+    """A table's running query, where it writes, and the tables its batches also write."""
 
     spec: dp.TableSpec
     query: StreamingQuery
     table_uri: str
+    chained: tuple[dp.TableSpec, ...] = ()
 
 
 def load_system(system: str) -> list[dp.TableSpec]:
@@ -208,34 +210,110 @@ def _batch_writer(
     uri: str,
     checkpoint_location: str,
     report: Callable[[str], None],
+    chained: tuple[dp.TableSpec, ...] = (),
 ) -> Callable[[DataFrame, int], None]:
-    """The foreachBatch function: expectations, an exactly-once write, the event log."""
-    name = f"{spec.system}.{spec.name}"
+    """The foreachBatch function: the table's batch, then each chained table's, each with
+    its expectations, an exactly-once write and its event-log rows."""
 
     def process(batch: DataFrame, batch_id: int) -> None:
-        began = time.monotonic()
-        spark = batch.sparkSession
-        app_id = f"{name}@{checkpoint_query_id(checkpoint_location)}"
-        committed = catalog.committed_batch(spark, uri, app_id)
-        checked = check(batch, spec.expectations, name)
-        if committed is not None and committed >= batch_id:
-            # Written before a crash, perhaps not logged: Spark replays the batch. Its plan
-            # runs to the end unwritten, which counts the expectations for the event log
-            # (itself written once per batch) and commits a stateful query's state.
-            checked.kept.write.format("noop").mode("overwrite").save()
-        else:
-            write_batch(checked.kept, spec, uri, app_id, batch_id)
-        quality = checked.quality()
-        seconds = time.monotonic() - began
-        event_log.record(spark, settings, spec, app_id, batch_id, quality, seconds)
-        if quality.rows_in:
-            dropped = f" ({quality.rows_dropped} dropped)" if quality.rows_dropped else ""
-            report(
-                f"{name} batch {batch_id}: {quality.rows_in} in, {quality.rows_out} out"
-                f"{dropped} in {seconds:.1f}s"
-            )
+        query_id = checkpoint_query_id(checkpoint_location)
+        if chained:
+            batch = batch.persist()  # read once from the source, written several times
+        try:
+            kept = _write_once(settings, spec, batch, uri, query_id, batch_id, report)
+            for child in chained:
+                rows = child.function(**_chained_inputs(settings, child, spec, kept))
+                child_uri = location(settings, child)
+                _write_once(settings, child, rows, child_uri, query_id, batch_id, report)
+        finally:
+            if chained:
+                batch.unpersist()
 
     return process
+
+
+def _write_once(
+    settings: Settings,
+    spec: dp.TableSpec,
+    batch: DataFrame,
+    uri: str,
+    query_id: str | None,
+    batch_id: int,
+    report: Callable[[str], None],
+) -> DataFrame:
+    """Check, write and log one batch of one table as Delta transaction `batch_id` of the
+    writer `<table>@<query id>`; returns the rows its expectations kept."""
+    began = time.monotonic()
+    spark = batch.sparkSession
+    name = f"{spec.system}.{spec.name}"
+    app_id = f"{name}@{query_id}"
+    committed = catalog.committed_batch(spark, uri, app_id)
+    checked = check(batch, spec.expectations, name)
+    if committed is not None and committed >= batch_id:
+        # Written before a crash, perhaps not logged: Spark replays the batch. Its plan
+        # runs to the end unwritten, which counts the expectations for the event log
+        # (itself written once per batch) and commits a stateful query's state.
+        checked.kept.write.format("noop").mode("overwrite").save()
+    else:
+        write_batch(checked.kept, spec, uri, app_id, batch_id)
+    quality = checked.quality()
+    seconds = time.monotonic() - began
+    event_log.record(spark, settings, spec, app_id, batch_id, quality, seconds)
+    if quality.rows_in:
+        dropped = f" ({quality.rows_dropped} dropped)" if quality.rows_dropped else ""
+        report(
+            f"{name} batch {batch_id}: {quality.rows_in} in, {quality.rows_out} out"
+            f"{dropped} in {seconds:.1f}s"
+        )
+    return checked.kept
+
+
+# Plan nodes that keep state across micro-batches or need the whole stream: a table whose
+# plan has one cannot be computed from its upstream's micro-batch alone (a streaming plan
+# prints its nodes with a leading `~`).
+_STATEFUL_NODES = re.compile(
+    r"^[\s+:|~-]*(Aggregate|Deduplicate\w*|Join|\w*GroupsWithState|TransformWithState\w*|"
+    r"Window|GlobalLimit|LocalLimit|Sort|Distinct)\b",
+    re.MULTILINE,
+)
+
+
+def chains(specs: list[dp.TableSpec]) -> dict[str, tuple[dp.TableSpec, ...]]:
+    """Tables computed inside their upstream's micro-batch, by upstream name.
+
+    A streaming append table whose only upstream is another streaming append table of the
+    system (not a source) and whose function keeps no state (checked on its plan when its
+    flow starts) needs no query of its own: its upstream's writer applies it to the rows
+    it just wrote, one hop and one Delta read fewer between an event and the gold tables.
+    """
+    by_name = {spec.name: spec for spec in specs}
+    found: dict[str, list[dp.TableSpec]] = {}
+    for spec in specs:
+        upstream = [name for name in spec.upstream if name != "settings"]
+        if spec.materialized or spec.output_mode != "append" or len(upstream) != 1:
+            continue
+        parent = by_name.get(upstream[0])
+        if parent is None or parent.materialized or parent.output_mode != "append":
+            continue
+        if parent.name in {child.name for children in found.values() for child in children}:
+            continue  # one hop: a chained table's own children run as queries
+        found.setdefault(parent.name, []).append(spec)
+    return {name: tuple(children) for name, children in found.items()}
+
+
+def _chained_inputs(
+    settings: Settings, child: dp.TableSpec, parent: dp.TableSpec, rows: DataFrame
+) -> dict[str, object]:
+    return {
+        name: settings if name == "settings" else rows
+        for name in child.upstream
+        if name in ("settings", parent.name)
+    }
+
+
+def _stateless(frame: DataFrame) -> bool:
+    plan = frame._jdf.queryExecution().analyzed().toString()  # type: ignore[operator]
+    return _STATEFUL_NODES.search(plan) is None
 
 
 def start_flow(
@@ -244,15 +322,25 @@ def start_flow(
     spec: dp.TableSpec,
     once: bool,
     report: Callable[[str], None] = print,
+    candidates: tuple[dp.TableSpec, ...] = (),
 ) -> Flow:
-    """Start the streaming query of one table; its Delta table exists when this returns."""
+    """Start the streaming query of one table, and chain to it the `candidates` (see
+    `chains`) whose plan keeps no state; their Delta tables exist when this returns."""
     uri = location(settings, spec)
     frame = spec.function(**_inputs(spark, settings, spec))
     catalog.ensure_table(spark, settings, spec.system, spec.name, frame.schema, spec.partition_by)
+    chained = []
+    for child in candidates:
+        rows = child.function(**_chained_inputs(settings, child, spec, frame))
+        if _stateless(rows):
+            catalog.ensure_table(
+                spark, settings, child.system, child.name, rows.schema, child.partition_by
+            )
+            chained.append(child)
     checkpoint_location = checkpoint(settings, spec)
     writer = (
         frame.writeStream.foreachBatch(
-            _batch_writer(settings, spec, uri, checkpoint_location, report)
+            _batch_writer(settings, spec, uri, checkpoint_location, report, tuple(chained))
         )
         .outputMode(spec.output_mode)
         .option("checkpointLocation", checkpoint_location)
@@ -262,7 +350,7 @@ def start_flow(
         writer = writer.trigger(availableNow=True)
     else:
         writer = writer.trigger(processingTime=f"{settings.pipelines.trigger_seconds} seconds")
-    return Flow(spec, writer.start(), uri)
+    return Flow(spec, writer.start(), uri, tuple(chained))
 
 
 def refresh_view(
@@ -323,13 +411,17 @@ def restart_reason(query: StreamingQuery) -> str | None:
 
 
 def run_table(
-    spark: SparkSession, settings: Settings, spec: dp.TableSpec, report: Callable[[str], None]
+    spark: SparkSession,
+    settings: Settings,
+    spec: dp.TableSpec,
+    report: Callable[[str], None],
+    candidates: tuple[dp.TableSpec, ...] = (),
 ) -> Flow:
     """Run one table's query with AvailableNow until its input is drained, restarting it when
     its source's schema evolves (the restart reads the batch that found the new columns) or
     a Python worker failed to start."""
     for _ in range(MAX_RESTARTS + 1):
-        flow = start_flow(spark, settings, spec, once=True, report=report)
+        flow = start_flow(spark, settings, spec, once=True, report=report, candidates=candidates)
         try:
             flow.query.awaitTermination()
             late_rows.record(spark, settings, spec, flow.query)
@@ -352,13 +444,27 @@ def run_once(
 
     Materialized views are refreshed once their upstream tables have caught up.
     """
-    flows = []
+    return run_tables(spark, settings, system, load_system(system), report)
+
+
+def run_tables(
+    spark: SparkSession,
+    settings: Settings,
+    system: str,
+    specs: list[dp.TableSpec],
+    report: Callable[[str], None] = print,
+) -> list[Flow]:
+    """`run_once` over `specs` (upstream first) of `system`."""
+    flows: list[Flow] = []
     event_log.ensure(spark, settings, system)
-    for spec in load_system(system):
+    candidates = chains(specs)
+    for spec in specs:
+        if any(spec in flow.chained for flow in flows):
+            continue  # written by its upstream's flow
         if spec.materialized:
             refresh_view(spark, settings, spec, report)
         else:
-            flows.append(run_table(spark, settings, spec, report))
+            flows.append(run_table(spark, settings, spec, report, candidates.get(spec.name, ())))
     return flows
 
 
@@ -374,13 +480,30 @@ def run_continuous(
     try:
         for system in systems:
             event_log.ensure(spark, settings, system)
-            for spec in load_system(system):
+            specs = load_system(system)
+            candidates = chains(specs)
+            for spec in specs:
                 if spec.materialized:
                     views[spec] = None
                     continue
-                flows.append(start_flow(spark, settings, spec, once=False, report=report))
+                if any(spec in flow.chained for flow in flows):
+                    continue  # written by its upstream's flow
+                flows.append(
+                    start_flow(
+                        spark,
+                        settings,
+                        spec,
+                        once=False,
+                        report=report,
+                        candidates=candidates.get(spec.name, ()),
+                    )
+                )
                 _wait_initialized(flows[-1].query)
-        report(f"running {len(flows)} tables: " + ", ".join(f.query.name for f in flows))
+        report(f"running {len(flows)} queries: " + ", ".join(f.query.name for f in flows))
+        for flow in flows:
+            if flow.chained:
+                names = ", ".join(child.name for child in flow.chained)
+                report(f"{flow.query.name} also writes {names} from each of its batches")
         if views:
             report(f"refreshing {len(views)} views: " + ", ".join(v.name for v in views))
         _supervise(spark, settings, flows, views, report)
@@ -423,7 +546,9 @@ def _supervise(
             if reason is None or restarts[flow.query.name] > MAX_RESTARTS:
                 return
             report(f"{flow.query.name}: {reason}; restarting")
-            flows[index] = start_flow(spark, settings, flow.spec, once=False, report=report)
+            flows[index] = start_flow(
+                spark, settings, flow.spec, once=False, report=report, candidates=flow.chained
+            )
         spark.streams.resetTerminated()
         if views and time.monotonic() >= next_refresh:
             for spec, seen in views.items():

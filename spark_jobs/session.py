@@ -40,6 +40,9 @@ def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession
         .config("spark.sql.shuffle.partitions", str(spark.shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", str(spark.ui_enabled).lower())
+        # Progress bars fill the pipelines' logs and cost the driver time; the event log
+        # and `iotlake status` tell progress.
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.python.worker.reuse", "true")
         # Python data sources start a process per streaming source; give a loaded laptop time.
@@ -64,6 +67,9 @@ def delta_conf(settings: Settings) -> dict[str, str]:
         # Delta rebuilds a table's state with this many tasks (default 50): a handful of
         # small files per table here, so one task per core is plenty.
         "spark.databricks.delta.snapshotPartitions": str(settings.spark.shuffle_partitions),
+        # Each micro-batch commits; the optional per-commit checksum file cost a third of a
+        # small commit here (800 -> 530 ms median) and no reader iotlake uses needs it.
+        "spark.databricks.delta.writeChecksumFile.enabled": "false",
     }
 
 

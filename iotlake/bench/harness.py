@@ -51,7 +51,7 @@ class BenchConfig:
     out_dir: Path = Path("bench-results")
     cold_start: bool = True
     cold_start_timeout: float = 600.0
-    baseline_kafka_rows: int = 50_000
+    baseline_kafka_rows: int = 200_000
     baseline_kinesis_rows: int = 3_000
     state_dir: Path | None = None
     keep_state: bool = False

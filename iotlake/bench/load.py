@@ -57,7 +57,7 @@ PHONES_PER_PRODUCER = 5000  # one Python producer process paces about this many 
 BOUNDED_GROWTH_SHARE = 0.05
 PROBE_PREFIX = "probe-"
 _SENT = re.compile(r"sent (\d+) events in (\d+) records")
-_RUNNING = re.compile(r"running \d+ tables: ")
+_RUNNING = re.compile(r"running \d+ queries: ")
 _FINAL = re.compile(r"stopped after ([\d.]+)s: sent (\d+) events in (\d+) records")
 
 Report = Callable[[str], None]

@@ -14,7 +14,7 @@ from iotlake.config import Settings
 from spark_jobs.io.storage import storage_options, table_uri
 
 
-def private_settings(stack: Settings, lake: Path, system: str, transport: str, shards: int):
+def private_settings(stack: Settings, lake: Path | str, system: str, transport: str, shards: int):
     """Settings whose lake and stream/topic belong to one test only."""
     name = f"{system}-{uuid.uuid4().hex[:8]}"
     if transport == "kinesis":

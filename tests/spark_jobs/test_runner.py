@@ -18,7 +18,7 @@ from iotlake.config import Settings
 from spark_jobs import dp
 from spark_jobs.io.autoloader_source import autoloader_stream
 from spark_jobs.io.storage import landing_uri, schema_location, table_uri
-from spark_jobs.runner import refresh_view, run_table
+from spark_jobs.runner import refresh_view, run_table, run_tables
 from tests.conftest import settings_for
 from tests.spark_jobs.pipelines import read_table
 
@@ -119,3 +119,32 @@ def test_new_column_in_landed_files_restarts_the_stream_and_evolves_the_table(sp
     assert pd.notna(rows["temperature"]).all()
     log = read_table(settings, SYSTEM, "event_log")
     assert log.loc[log["expectation"].isna(), "rows_in"].sum() == 3
+
+
+def test_a_stateless_table_is_written_inside_its_upstreams_batches(spark, settings):
+    """`clean` filters `raw`: no query of its own, one Delta commit per batch of `raw`.
+    `first_seen` drops duplicates (state across batches): it keeps its own query."""
+    _readings(settings, [("a", 20.0), ("b", -300.0), ("a", 21.0)])
+
+    def readings(spark: SparkSession, settings: Settings) -> DataFrame:
+        return spark.readStream.format("delta").load(table_uri(settings, SYSTEM, "readings"))
+
+    dp.SOURCES[(SYSTEM, "readings")] = dp.SourceSpec("readings", SYSTEM, readings)
+    raw = _register_table("raw", lambda readings: readings, ("readings",), "streaming")
+    clean = _register_table(
+        "clean", lambda raw: raw.filter("temperature > -273.15"), ("raw",), "streaming"
+    )
+    first_seen = _register_table(
+        "first_seen", lambda raw: raw.dropDuplicates(["device_id"]), ("raw",), "streaming"
+    )
+
+    flows = run_tables(spark, settings, SYSTEM, [raw, clean, first_seen], report=print)
+
+    assert [flow.spec.name for flow in flows] == ["raw", "first_seen"]
+    assert [child.name for child in flows[0].chained] == ["clean"]
+    clean = read_table(settings, SYSTEM, "clean").sort_values("temperature")
+    assert clean["temperature"].tolist() == [20.0, 21.0]
+    assert sorted(read_table(settings, SYSTEM, "first_seen")["device_id"]) == ["a", "b"]
+    log = read_table(settings, SYSTEM, "event_log")
+    flows_logged = log[log["expectation"].isna()].groupby("table")["rows_in"].sum()
+    assert flows_logged["raw"] == 3 and flows_logged["clean"] == 2  # after its filter
