@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # mosquitto: the MQTT broker; chromium + chromium-driver: dashboard and phone-page browser
 # tests; docker-compose: validates docker-compose.yml without a Docker engine;
-# openjdk-17-jre-headless + maven: Spark's JVM and the Kafka broker, and `make jars`.
-APT_PACKAGES := mosquitto chromium chromium-driver docker-compose openjdk-17-jre-headless maven
+# openjdk-17-jdk-headless + maven: Spark's JVM, the Kafka broker, and `make jars` (javac builds
+# the catalog plugin).
+APT_PACKAGES := mosquitto chromium chromium-driver docker-compose openjdk-17-jdk-headless maven
 
 .PHONY: demo test test-fast test-compose lint deps venv jars localstack down clean
 
@@ -47,13 +48,27 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 # embedded broker. Exact coordinates in jars/*.pom.xml; resolved from Maven Central once into
 # .jars/<group>/ (Maven keeps its download cache in ~/.m2), so later runs need no network.
 JAR_GROUPS := spark kafka
-jars: deps $(foreach group,$(JAR_GROUPS),.jars/$(group)/.resolved)
+jars: deps $(foreach group,$(JAR_GROUPS),.jars/$(group)/.resolved) .jars/catalog/iotlake-catalog.jar
 
 .jars/%/.resolved: jars/%.pom.xml
 	rm -rf .jars/$*
 	mvn -q -B -f $< dependency:copy-dependencies -DincludeScope=runtime \
 	  -DoutputDirectory=$(CURDIR)/.jars/$*
 	touch $@
+
+# iotlake.catalog.LakeCatalog, the Spark catalog plugin that names the session catalog's
+# tables catalog.schema.table as Databricks does (jars/catalog/src). Compiled against
+# pyspark's own jars and .jars/spark/; a folder of its own, since the rule above empties
+# .jars/<group>/ whenever it resolves a group. The venv (pyspark's jars) is made first but,
+# order-only, does not make the jar rebuild when it changes.
+CATALOG_SOURCES := $(shell find jars/catalog/src -name '*.java')
+.jars/catalog/iotlake-catalog.jar: $(CATALOG_SOURCES) .jars/spark/.resolved | $(VENV)/.installed
+	rm -rf .jars/catalog && mkdir -p .jars/catalog/classes
+	javac --release 17 -Xlint:all,-path,-processing -Werror -d .jars/catalog/classes \
+	  -cp "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars/*:.jars/spark/*" \
+	  $(CATALOG_SOURCES)
+	jar --create --file $@ -C .jars/catalog/classes .
+	rm -rf .jars/catalog/classes
 
 # LocalStack host mode (`iotlake up --aws localstack`) needs Python 3.13 and pins its own
 # crypto stack, so it gets a virtualenv of its own.

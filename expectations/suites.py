@@ -1,6 +1,7 @@
 """Great Expectations suites, generated from the rules declared next to each table.
 
-The table file is where a reader looks for a rule (`@dp.expect_or_drop(...)`), so it is the
+The table file is where a reader looks for a rule (`@dlt.expect_or_drop(...)` or a SQL
+`CONSTRAINT ... EXPECT`), so it is the
 one place a rule is written. `iotlake expectations` writes the matching suite to
 `expectations/<system>/<table>.json`; a test fails when a suite drifts from its table. The
 row-level rules run per micro-batch in Spark; the suites validate whole tables on demand
@@ -14,23 +15,22 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from spark_jobs import dp
+from spark_jobs.lakeflow.api import Expectation, TableSpec
 
 SUITES_DIR = Path(__file__).resolve().parent
 
 
-def unexpected_rows_query(expectation: dp.Expectation) -> str:
+def unexpected_rows_query(expectation: Expectation) -> str:
     """Rows that break the rule, NULL counting as broken (as the micro-batch check does)."""
     return f"SELECT * FROM {{batch}} WHERE NOT COALESCE(({expectation.condition}), FALSE)"
 
 
-def suite_document(spec: dp.TableSpec) -> dict:
+def suite_document(spec: TableSpec) -> dict:
     """The suite of one table as Great Expectations stores it (JSON)."""
     return {
         "name": f"{spec.system}.{spec.name}",
         "meta": {
-            "generated_from": f"spark_jobs/{spec.system.replace('-', '_')}/{spec.layer}/"
-            f"{spec.name}.py",
+            "generated_from": _relative(spec.file),
             "layer": spec.layer,
         },
         "expectations": [
@@ -45,15 +45,21 @@ def suite_document(spec: dp.TableSpec) -> dict:
     }
 
 
-def suite_path(spec: dp.TableSpec) -> Path:
+def _relative(file: str) -> str:
+    """The declaring file (and line, for SQL) relative to the project."""
+    root = str(SUITES_DIR.parent) + os.sep
+    return file.removeprefix(root)
+
+
+def suite_path(spec: TableSpec) -> Path:
     return SUITES_DIR / spec.system / f"{spec.name}.json"
 
 
-def render(spec: dp.TableSpec) -> str:
+def render(spec: TableSpec) -> str:
     return json.dumps(suite_document(spec), indent=2) + "\n"
 
 
-def write_suites(specs: list[dp.TableSpec]) -> list[Path]:
+def write_suites(specs: list[TableSpec]) -> list[Path]:
     """Write every table's suite; return the files whose content changed."""
     changed = []
     for spec in specs:
@@ -75,7 +81,7 @@ class RuleOutcome:
     unexpected: int
 
 
-def validate(frame, spec: dp.TableSpec) -> list[RuleOutcome]:
+def validate(frame, spec: TableSpec) -> list[RuleOutcome]:
     """Run the stored suite of `spec` over a whole table (a Spark DataFrame)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx

@@ -151,8 +151,9 @@ def run(
 ) -> None:
     """Run a system's tables as streaming queries (bronze -> silver -> gold)."""
     from iotlake.preflight import pipeline_services
+    from spark_jobs.lakeflow.loader import PipelineError
     from spark_jobs.quality import ExpectationFailed
-    from spark_jobs.runner import run_continuous, run_once
+    from spark_jobs.runner import load, run_continuous, run_once
     from spark_jobs.session import spark_session
 
     if once and continuous:
@@ -168,11 +169,91 @@ def run(
             for name in systems:
                 run_once(spark, settings(), name, report=typer.echo)
         else:
-            run_continuous(spark, settings(), systems, report=typer.echo)
+            pipelines = [load(name, settings(), spark) for name in systems]
+            run_continuous(spark, settings(), pipelines, report=typer.echo)
     except KeyboardInterrupt:
         typer.echo("stopped")
-    except (ExpectationFailed, RuntimeError) as error:
+    except (ExpectationFailed, PipelineError, RuntimeError) as error:
         raise fail(str(error)) from None
+    finally:
+        spark.stop()
+
+
+pipeline_app = typer.Typer(no_args_is_help=True, help="Run a Databricks pipeline folder.")
+job_app = typer.Typer(no_args_is_help=True, help="Run a notebook's PySpark code as a job.")
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(job_app, name="job")
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values or []:
+        key, sep, item = value.partition("=")
+        if not sep or not key:
+            raise fail(f"{option} {value!r} is not KEY=VALUE", 2)
+        pairs[key] = item
+    return pairs
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    path: Annotated[
+        Path, typer.Argument(help="a folder with databricks.yml or spark-pipeline.yml")
+    ],
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="empty its tables, read sources anew")
+    ] = False,
+    continuous: Annotated[bool, typer.Option("--continuous", help="run until Ctrl-C")] = False,
+    bundle_target: Annotated[
+        str | None, typer.Option("-t", "--bundle-target", help="the bundle's target")
+    ] = None,
+    var: Annotated[list[str] | None, typer.Option(help="a bundle variable, NAME=VALUE")] = None,
+) -> None:
+    """Run a Lakeflow pipeline (Python and SQL files) once, or continuously."""
+    from spark_jobs.lakeflow.loader import PipelineError
+    from spark_jobs.lakeflow.settings import PipelineSettingsError
+    from spark_jobs.lakeflow.sql import SqlPipelineError
+    from spark_jobs.quality import ExpectationFailed
+    from spark_jobs.runner import load, reset, run_continuous, run_once
+    from spark_jobs.session import spark_session
+
+    variables = _pairs(var, "--var")
+    spark = spark_session(settings(), f"iotlake-pipeline-{path.name}")
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        pipeline = load(path, settings(), spark, target=bundle_target, variables=variables)
+        if full_refresh:
+            reset(spark, settings(), pipeline)
+        if continuous:
+            run_continuous(spark, settings(), [pipeline], report=typer.echo)
+        else:
+            run_once(spark, settings(), pipeline, report=typer.echo)
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+    except (PipelineError, PipelineSettingsError, SqlPipelineError, ExpectationFailed) as error:
+        raise fail(str(error)) from None
+    finally:
+        spark.stop()
+
+
+@job_app.command("run")
+def job_run(
+    file: Annotated[Path, typer.Argument(help="a PySpark script using a global `spark`")],
+    conf: Annotated[list[str] | None, typer.Option(help="spark.conf value, KEY=VALUE")] = None,
+) -> None:
+    """Run a notebook's streaming code as a job, until its queries end or Ctrl-C."""
+    from spark_jobs.lakeflow.job import run_job
+    from spark_jobs.session import spark_session
+
+    if not file.is_file():
+        raise fail(f"{file} is not a file; give the job's .py script", 2)
+    values = _pairs(conf, "--conf")
+    spark = spark_session(settings(), f"iotlake-job-{file.stem}")
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        run_job(spark, settings(), file, values)
+    except KeyboardInterrupt:
+        typer.echo("stopped")
     finally:
         spark.stop()
 
@@ -183,7 +264,7 @@ def expectations() -> None:
     from expectations.suites import write_suites
     from spark_jobs.runner import SYSTEMS, load_system
 
-    specs = [spec for system in SYSTEMS for spec in load_system(system)]
+    specs = [spec for system in SYSTEMS for spec in load_system(system, settings())]
     changed = write_suites(specs)
     for path in changed:
         typer.echo(f"wrote {path}")
@@ -206,12 +287,12 @@ def check(system: Annotated[str, typer.Argument(help="a system, or all")] = "all
     unmet = 0
     try:
         for name in _systems(system):
-            for spec in load_system(name):
+            for spec in load_system(name, current):
                 uri = location(current, spec)
                 if spec.layer == "bronze" or not DeltaTable.isDeltaTable(spark, uri):
                     continue
-                register(spark, current, spec.system, spec.name)
-                table = spark.read.table(table_name(spec.system, spec.name))
+                register(spark, current, spec)
+                table = spark.read.table(table_name(spec))
                 for outcome in validate(table, spec):
                     unmet += not outcome.success
                     state = "ok" if outcome.success else f"{outcome.unexpected} unexpected"

@@ -213,7 +213,8 @@ class TextSentimentConfig(_Section):
     authors recommend +/-0.05).
     """
 
-    landing_path: str = "text-sentiment/posts"
+    # A Unity Catalog volume path, as the pipeline reads it (`iotlake.storage.volume_uri`).
+    landing_path: str = "/Volumes/main/tweets/landing/posts"
     rate: float = Field(5.0, gt=0)
     posts_per_file: int = Field(5, ge=1)
     max_posts: int = Field(50_000, ge=0)
@@ -232,8 +233,9 @@ class ManufacturingConfig(_Section):
     notifies nobody).
     """
 
-    sensor_landing: str = "manufacturing/sensor_bronze"
-    inspection_landing: str = "manufacturing/inspection_bronze"
+    # The original's volumes: /Volumes/{catalog}/{schema}/sensor_bronze and .../inspection_bronze
+    sensor_landing: str = "/Volumes/default/iot_anomaly_detection/sensor_bronze"
+    inspection_landing: str = "/Volumes/default/iot_anomaly_detection/inspection_bronze"
     alert_minutes: int = Field(10, ge=1)
     alert_muted: bool = True
 

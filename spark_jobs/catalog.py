@@ -1,16 +1,21 @@
-"""Tables by name: a database per system in Spark's catalog, each table a Delta table in the lake.
+"""Tables by name: `catalog.schema.table` as a Databricks user writes it, on the local lake.
 
 The lake is the source of truth: `<lake root>/<target>/<system>/<table>` holds each table's
-files and Delta log, and `<system>.<table>` (hyphens become underscores: `aws_iot`) names it;
-the system's folder is its database's location, so a table user code creates by name lands
-beside the others. Every session iotlake builds registers the tables the lake holds
-(`register_lake`), so a new session, a CLI command or a test says
-`spark.read.table("seismograph.sensor")` for a table an earlier run wrote; the runner
-registers the tables it creates. A name registered at another location (another lake root in
-the same session) is pointed at the configured lake.
+files and Delta log. Spark's own catalog has databases only, so each Databricks catalog name
+is a small catalog plugin of iotlake's (`iotlake.catalog.LakeCatalog`, in `jars/catalog/`)
+over Spark's: schema `s` of catalog `c` is Spark database `c__s`, located at the pipeline's
+folder of the lake, so a table user code creates by name lands beside the pipeline's. The
+folder's `_schema.json` says which catalog and schema its tables are named in; every session
+iotlake builds registers the tables the lake holds (`register_lake`), so a new session, a CLI
+command or a test reads `spark.read.table("demo_frank.motion.sensor")` for a table an earlier
+run wrote. A name registered at another location (another lake root in the same session) is
+pointed at the configured lake.
 """
 
 from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
 
 from pyspark.sql import SparkSession
 from pyspark.sql.types import StructType
@@ -18,45 +23,72 @@ from pyspark.sql.types import StructType
 from iotlake.config import Settings
 from spark_jobs.io.storage import table_uri
 
+if TYPE_CHECKING:
+    from spark_jobs.lakeflow.api import TableSpec
+
 DELTA_LOG = "_delta_log"
+SCHEMA_FILE = "_schema.json"
+PLUGIN = "iotlake.catalog.LakeCatalog"
 
 
-def database(system: str) -> str:
-    """The database of a system: its name with hyphens as underscores (`aws-iot` -> aws_iot)."""
-    return system.replace("-", "_")
+def database(catalog: str, schema: str) -> str:
+    """The Spark database behind `catalog.schema` (see `jars/catalog/`)."""
+    return f"{catalog}__{schema}"
 
 
-def table_name(system: str, table: str) -> str:
-    """`<database>.<table>`, the name user code reads a table by."""
-    return f"{database(system)}.{table}"
+def table_name(spec: TableSpec) -> str:
+    """`catalog.schema.table`, the name user code reads a table by."""
+    return ".".join(f"`{part}`" for part in (spec.catalog, spec.schema_name, spec.target))
+
+
+def use_catalogs(spark: SparkSession, names: list[str]) -> None:
+    """Make each Databricks catalog name resolve (Spark loads a catalog on first use)."""
+    for name in names:
+        key = f"spark.sql.catalog.{name}"
+        if spark.conf.get(key, None) is None:
+            spark.conf.set(key, PLUGIN)
 
 
 def ensure_table(
-    spark: SparkSession,
-    settings: Settings,
-    system: str,
-    table: str,
-    schema: StructType,
-    partition_by: tuple[str, ...] = (),
+    spark: SparkSession, settings: Settings, spec: TableSpec, schema: StructType | None
 ) -> str:
     """Create the table (empty) if the lake has none, add columns `schema` has and it lacks,
     register its name; returns the name.
 
     Downstream flows read a table as a stream from its first commit, so it must exist before
-    its own flow has written anything.
+    its own flow has written anything. The declaration's comment, properties, partition and
+    clustering columns apply when the table is created.
     """
     from delta.tables import DeltaTable
 
-    uri = table_uri(settings, system, table)
+    uri = location(settings, spec)
+    columns = schema if schema is not None else _declared_schema(spark, spec)
     if not DeltaTable.isDeltaTable(spark, uri):
-        builder = DeltaTable.createIfNotExists(spark).location(uri).addColumns(schema)
-        if partition_by:
-            builder = builder.partitionedBy(*partition_by)
+        builder = DeltaTable.createIfNotExists(spark).location(uri).addColumns(columns)
+        if spec.partition_by:
+            builder = builder.partitionedBy(*spec.partition_by)
+        if spec.cluster_by:
+            builder = builder.clusterBy(*spec.cluster_by)
+        if spec.comment:
+            builder = builder.comment(spec.comment)
+        for key, value in spec.table_properties.items():
+            builder = builder.property(key, value)
         builder.execute()
     else:
-        _add_columns(spark, uri, schema)
-    register(spark, settings, system, table)
-    return table_name(system, table)
+        _add_columns(spark, uri, columns)
+    register(spark, settings, spec)
+    return table_name(spec)
+
+
+def _declared_schema(spark: SparkSession, spec: TableSpec) -> StructType:
+    if isinstance(spec.schema, StructType):
+        return spec.schema
+    return spark.createDataFrame([], str(spec.schema)).schema
+
+
+def location(settings: Settings, spec: TableSpec) -> str:
+    """A table's folder: `path=` if the declaration gives one, else its pipeline's folder."""
+    return spec.path or table_uri(settings, spec.system, spec.target)
 
 
 def _add_columns(spark: SparkSession, uri: str, schema: StructType) -> list[str]:
@@ -69,13 +101,33 @@ def _add_columns(spark: SparkSession, uri: str, schema: StructType) -> list[str]
     return [field.name for field in added]
 
 
-def register(spark: SparkSession, settings: Settings, system: str, table: str) -> None:
-    """Name the lake's table `<system>.<table>` in this session's catalog."""
-    uri = table_uri(settings, system, table)
-    name = table_name(system, table)
-    spark.sql(
-        f"CREATE DATABASE IF NOT EXISTS {database(system)} LOCATION '{table_uri(settings, system)}'"
+def register(spark: SparkSession, settings: Settings, spec: TableSpec) -> None:
+    """Name the lake's table `catalog.schema.table` in this session's catalog."""
+    _register(
+        spark,
+        settings,
+        spec.system,
+        spec.catalog or "",
+        spec.schema_name or "",
+        spec.target,
+        location(settings, spec),
     )
+
+
+def _register(
+    spark: SparkSession,
+    settings: Settings,
+    system: str,
+    catalog: str,
+    schema: str,
+    table: str,
+    uri: str,
+) -> None:
+    use_catalogs(spark, [catalog])
+    folder = table_uri(settings, system)
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database(catalog, schema)}` LOCATION '{folder}'")
+    _write_schema_file(spark, folder, catalog, schema)
+    name = f"`{database(catalog, schema)}`.`{table}`"
     if spark.catalog.tableExists(name):
         described = _describe(spark, name)
         if _normal(described.get("Location", "")) == _normal(uri):
@@ -86,33 +138,74 @@ def register(spark: SparkSession, settings: Settings, system: str, table: str) -
     spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION '{uri}'")
 
 
+_schema_files_written: set[str] = set()
+
+
+def _write_schema_file(spark: SparkSession, folder: str, catalog: str, schema: str) -> None:
+    """`_schema.json` in a pipeline's folder: the names `register_lake` gives its tables."""
+    if folder in _schema_files_written:
+        return
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    path = jvm.org.apache.hadoop.fs.Path(f"{folder}/{SCHEMA_FILE}")
+    filesystem = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    text = json.dumps({"catalog": catalog, "schema": schema})
+    if not filesystem.exists(path):
+        out = filesystem.create(path, True)
+        out.write(bytearray(text.encode()))
+        out.close()
+    _schema_files_written.add(folder)
+
+
 def register_lake(spark: SparkSession, settings: Settings) -> list[str]:
     """Register every Delta table found under the target's lake root; returns their names."""
     names = []
-    for system, table in lake_tables(spark, settings):
-        register(spark, settings, system, table)
-        names.append(table_name(system, table))
+    for folder, (catalog, schema), table in lake_tables(spark, settings):
+        uri = table_uri(settings, folder, table)
+        _register(spark, settings, folder, catalog, schema, table, uri)
+        names.append(f"{catalog}.{schema}.{table}")
     return names
 
 
-def lake_tables(spark: SparkSession, settings: Settings) -> list[tuple[str, str]]:
-    """(system, table) of every directory `<root>/<system>/<table>/_delta_log` in the lake."""
+def lake_tables(spark: SparkSession, settings: Settings) -> list[tuple[str, tuple[str, str], str]]:
+    """(folder, (catalog, schema), table) of every `<root>/<folder>/<table>/_delta_log` whose
+    folder names its schema: a `_schema.json`, or `<catalog>__<schema>.db` (a table user code
+    created by name in a schema no pipeline owns, in Spark's warehouse layout)."""
     jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
-    root = jvm.org.apache.hadoop.fs.Path(table_uri(settings))
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
-    filesystem = root.getFileSystem(conf)
+    hadoop_path = jvm.org.apache.hadoop.fs.Path
+    root = hadoop_path(table_uri(settings))
+    filesystem = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
     if not filesystem.exists(root):
         return []
     found = []
-    for system_dir in filesystem.listStatus(root):
-        if not system_dir.isDirectory():
+    for folder in filesystem.listStatus(root):
+        if not folder.isDirectory():
             continue
-        for table_dir in filesystem.listStatus(system_dir.getPath()):
+        folder_name = folder.getPath().getName()
+        names = _schema_of(filesystem, hadoop_path(folder.getPath(), SCHEMA_FILE), folder_name)
+        if names is None:
+            continue
+        for table_dir in filesystem.listStatus(folder.getPath()):
             name = table_dir.getPath().getName()
-            log = jvm.org.apache.hadoop.fs.Path(table_dir.getPath(), DELTA_LOG)
+            log = hadoop_path(table_dir.getPath(), DELTA_LOG)
             if table_dir.isDirectory() and not name.startswith("_") and filesystem.exists(log):
-                found.append((system_dir.getPath().getName(), name))
+                found.append((folder_name, names, name))
     return sorted(found)
+
+
+def _schema_of(filesystem, schema_file, folder_name: str) -> tuple[str, str] | None:
+    if filesystem.exists(schema_file):
+        stream = filesystem.open(schema_file)
+        try:
+            text = bytes(stream.readAllBytes()).decode()
+        finally:
+            stream.close()
+        names = json.loads(text)
+        return names["catalog"], names["schema"]
+    stem, dot, suffix = folder_name.rpartition(".")
+    if dot and suffix == "db" and "__" in stem:
+        catalog, _, schema = stem.partition("__")
+        return catalog, schema
+    return None
 
 
 def _snapshot(spark: SparkSession, uri: str):

@@ -8,6 +8,7 @@ the data (`txnAppId` / `txnVersion`), so a batch replayed after a crash is logge
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from pyspark.sql import SparkSession
 from pyspark.sql.types import (
@@ -19,9 +20,13 @@ from pyspark.sql.types import (
 )
 
 from iotlake.config import Settings
-from spark_jobs import catalog, dp
+from spark_jobs import catalog
 from spark_jobs.io.storage import table_uri
+from spark_jobs.lakeflow.api import Expectation, TableSpec
 from spark_jobs.quality import BatchQuality
+
+if TYPE_CHECKING:
+    from spark_jobs.lakeflow.loader import Pipeline
 
 TABLE = "event_log"
 SCHEMA = StructType(
@@ -45,12 +50,22 @@ def location(settings: Settings, system: str) -> str:
     return table_uri(settings, system, TABLE)
 
 
-def ensure(spark: SparkSession, settings: Settings, system: str) -> str:
-    """Create the system's event log before its flows run: they append to it concurrently."""
-    return catalog.ensure_table(spark, settings, system, TABLE, SCHEMA)
+def ensure(spark: SparkSession, settings: Settings, pipeline: Pipeline) -> str:
+    """Create the pipeline's event log before its flows run: they append to it concurrently.
+    It is named in the pipeline's catalog and schema like its tables."""
+    spec = TableSpec(
+        name=TABLE,
+        system=pipeline.name,
+        kind="streaming",
+        function=None,
+        catalog=pipeline.catalog,
+        schema_name=pipeline.schema,
+        comment="Rows and expectation counts of each batch of each flow of the pipeline",
+    )
+    return catalog.ensure_table(spark, settings, spec, SCHEMA)
 
 
-def rows(spec: dp.TableSpec, batch_id: int, quality: BatchQuality, seconds: float) -> list[dict]:
+def rows(spec: TableSpec, batch_id: int, quality: BatchQuality, seconds: float) -> list[dict]:
     """One flow row for the batch, then one row per expectation."""
     common = {
         "timestamp": dt.datetime.now(dt.UTC),
@@ -77,7 +92,7 @@ def rows(spec: dp.TableSpec, batch_id: int, quality: BatchQuality, seconds: floa
 def record(
     spark: SparkSession,
     settings: Settings,
-    spec: dp.TableSpec,
+    spec: TableSpec,
     app_id: str,
     batch_id: int,
     quality: BatchQuality,
@@ -90,10 +105,10 @@ def record(
 def record_expectation(
     spark: SparkSession,
     settings: Settings,
-    spec: dp.TableSpec,
+    spec: TableSpec,
     app_id: str,
     batch_id: int,
-    expectation: dp.Expectation,
+    expectation: Expectation,
     passed: int,
     failed: int,
     rows_in: int,

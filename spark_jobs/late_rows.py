@@ -28,11 +28,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from iotlake.config import Settings
-from spark_jobs import dp, event_log
+from spark_jobs import event_log
+from spark_jobs.lakeflow.api import Expectation, TableSpec
 
-EXPECTATION = dp.Expectation(
-    "within watermark", "event time not behind the query's watermark", "drop"
-)
+EXPECTATION = Expectation("within watermark", "event time not behind the query's watermark", "drop")
 # Per query run (a restarted query has a new run id): the time of the last progress update
 # looked at, and the newest batch with input rows logged.
 _SEEN: dict[str, tuple[str, int]] = {}
@@ -59,9 +58,7 @@ def watermark_drops(progress: object) -> WatermarkDrops | None:
     return WatermarkDrops(int(progress.batchId), rows_in, dropped)
 
 
-def record(
-    spark: SparkSession, settings: Settings, spec: dp.TableSpec, query: StreamingQuery
-) -> int:
+def record(spark: SparkSession, settings: Settings, spec: TableSpec, query: StreamingQuery) -> int:
     """Log the watermark drops of the batches `query` finished since the last call.
 
     Cheap when nothing is new (one look at the last progress), so the runner can call it

@@ -10,14 +10,13 @@ value never passes silently. `BatchQuality` reads the counts once the write has 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
-from spark_jobs.dp import Expectation, expect
+from spark_jobs.lakeflow.api import Expectation
 
 # Bronze keeps a broker record of any size, but one above this is counted: no phone, board
 # or device sends one (the gateway caps an event at 4 KiB, Kinesis a record at 1 MiB).
@@ -25,14 +24,6 @@ MAX_RECORD_BYTES = 64 * 1024
 # Marks the error a fail rule raises, so the runner can tell it from other failures.
 FAILED_MARK = "iotlake expectation failed: "
 _observations = itertools.count()
-
-
-def within_record_size(column: str = "data") -> Callable[[Callable], Callable]:
-    """The bronze rule `record within 64 KiB`: keep oversized records, count them (warn)."""
-    return expect(
-        f"record within {MAX_RECORD_BYTES // 1024} KiB",
-        f"{column} IS NULL OR octet_length({column}) <= {MAX_RECORD_BYTES}",
-    )
 
 
 class ExpectationFailed(Exception):

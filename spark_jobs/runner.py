@@ -1,7 +1,8 @@
-"""Turns a system's table declarations into streaming queries, one per table.
+"""Runs a pipeline's flows as streaming queries, one per table (or `append_flow`).
 
-Each query reads its upstream (a declared source, or the upstream table by name through Delta
-Lake's streaming source), applies the table's function, and in each micro-batch writes the
+A pipeline (`lakeflow.loader`) is loaded and its graph resolved first; each query then runs
+its flow's function, which reads a source or an upstream table by name through Delta Lake's
+streaming source, and in each micro-batch writes the
 rows its expectations keep with Delta Lake for Spark, exactly once: appends and overwrites as
 idempotent writes (`txnAppId` = the flow's writer id, `txnVersion` = the batch id), update-mode
 aggregates as a MERGE on their keys under the same transaction ids. The expectations are
@@ -20,23 +21,24 @@ them.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
-import pkgutil
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from iotlake.config import Settings
-from spark_jobs import catalog, dp, event_log, late_rows
+from spark_jobs import catalog, event_log, late_rows
 from spark_jobs.io.autoloader_source import SchemaEvolutionError
-from spark_jobs.io.storage import is_local, local_path, table_uri
+from spark_jobs.io.storage import is_local, local_path
+from spark_jobs.lakeflow.api import TableSpec
+from spark_jobs.lakeflow.loader import Pipeline, declared_or, load_pipeline
 from spark_jobs.quality import ExpectationFailed, check, failure_message
 
 PIPELINES_ROOT = Path(__file__).resolve().parent
@@ -51,95 +53,85 @@ WORKER_START_FAILURES = (
 UPSTREAM_SCHEMA_CHANGES = ("DELTA_SCHEMA_CHANGED",)
 
 
-def _discover_systems() -> tuple[str, ...]:
-    """A system is a package `spark_jobs/<system>/` with a `bronze/` layer: adding a pipeline
-    is adding such a package, nothing to register."""
-    return tuple(
-        sorted(
-            path.parent.parent.name.replace("_", "-")
-            for path in PIPELINES_ROOT.glob("*/bronze/__init__.py")
-        )
-    )
+OutputMode = Literal["append", "update", "complete"]
 
 
-SYSTEMS = _discover_systems()
+def _discover_systems() -> dict[str, Path]:
+    """A system is a pipeline folder `spark_jobs/<system>/` with its `databricks.yml`:
+    adding one is adding such a folder, nothing to register."""
+    return {
+        path.parent.name.replace("_", "-"): path.parent
+        for path in sorted(PIPELINES_ROOT.glob("*/databricks.yml"))
+    }
+
+
+SYSTEM_FOLDERS = _discover_systems()
+SYSTEMS = tuple(SYSTEM_FOLDERS)
 
 
 @dataclass(frozen=True)
 class Flow:
     """A table's running query, where it writes, and the tables its batches also write."""
 
-    spec: dp.TableSpec
+    pipeline: Pipeline
+    spec: TableSpec
     query: StreamingQuery
     table_uri: str
-    chained: tuple[dp.TableSpec, ...] = ()
+    chained: tuple[TableSpec, ...] = ()
 
 
-def load_system(system: str) -> list[dp.TableSpec]:
-    """Import every table module of `system` and return its tables, upstream first."""
-    if system not in SYSTEMS:
+def load(
+    system: str | Path,
+    settings: Settings,
+    spark: SparkSession | None = None,
+    target: str | None = None,
+    variables: Mapping[str, str] | None = None,
+) -> Pipeline:
+    """One of the five systems by name, or any pipeline folder; with `spark`, resolved."""
+    if isinstance(system, str) and system in SYSTEM_FOLDERS:
+        path = SYSTEM_FOLDERS[system]
+    elif isinstance(system, Path) or "/" in system or Path(system).exists():
+        path = Path(system)
+    else:
         raise ValueError(f"unknown system {system!r}; known: {', '.join(SYSTEMS)}")
-    package = importlib.import_module(f"spark_jobs.{system.replace('-', '_')}")
-    for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
-        importlib.import_module(module.name)
-    tables = {name: spec for (owner, name), spec in dp.TABLES.items() if owner == system}
-    return _upstream_first(tables, system)
+    return load_pipeline(
+        path,
+        settings,
+        spark,
+        target=target or _same_target(path, settings.target),
+        variables=variables,
+    )
 
 
-def _upstream_first(tables: dict[str, dp.TableSpec], system: str) -> list[dp.TableSpec]:
-    ordered: list[dp.TableSpec] = []
-    seen: set[str] = set()
+def _same_target(path: Path, target: str) -> str | None:
+    """iotlake's own target (dev, prod) picks the bundle's target of that name when it has
+    one; otherwise the bundle's default applies. Spark's pipeline spec has no targets."""
+    import yaml
 
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        if name in seen:
-            return
-        if name in path:
-            raise ValueError(f"{system}: tables depend on each other in a cycle: {path}")
-        for upstream in tables[name].upstream:
-            if upstream in tables:
-                visit(upstream, (*path, name))
-        seen.add(name)
-        ordered.append(tables[name])
-
-    for name in sorted(tables):
-        visit(name, ())
-    return ordered
+    for name in ("databricks.yml", "databricks.yaml"):
+        if (path / name).is_file():
+            document = yaml.safe_load((path / name).read_text()) or {}
+            return target if target in (document.get("targets") or {}) else None
+    return None
 
 
-def location(settings: Settings, spec: dp.TableSpec) -> str:
-    return table_uri(settings, spec.system, spec.name)
+def load_system(system: str, settings: Settings) -> list[TableSpec]:
+    """The tables of a system as declared, without Spark (names, layers, expectations)."""
+    return [spec for spec in load(system, settings).specs.values() if not spec.is_view]
 
 
-def checkpoint(settings: Settings, spec: dp.TableSpec) -> str:
-    """Under the table root for a local lake; Spark cannot write checkpoints to s3:// here."""
-    if is_local(settings.lake_root):
-        return str(Path(local_path(location(settings, spec))) / "_checkpoint")
-    root = settings.state_dir / "checkpoints" / settings.target / spec.system / spec.name
-    return str(root.resolve())
+def location(settings: Settings, spec: TableSpec) -> str:
+    return catalog.location(settings, spec)
 
 
-def _inputs(spark: SparkSession, settings: Settings, spec: dp.TableSpec) -> dict[str, object]:
-    """The arguments of a table function: upstream streams (snapshots for a materialized
-    view), and `settings` if it asks."""
-    arguments: dict[str, object] = {}
-    for name in spec.upstream:
-        if name == "settings":
-            arguments[name] = settings
-        elif (spec.system, name) in dp.SOURCES and not spec.materialized:
-            arguments[name] = dp.SOURCES[(spec.system, name)].function(spark, settings)
-        elif (spec.system, name) in dp.TABLES:
-            catalog.register(spark, settings, spec.system, name)
-            upstream = catalog.table_name(spec.system, name)
-            if spec.materialized:
-                arguments[name] = spark.read.table(upstream)
-            else:
-                arguments[name] = spark.readStream.table(upstream)
-        else:
-            raise ValueError(
-                f"{spec.system}.{spec.name}: parameter '{name}' is neither a source nor a table "
-                f"of {spec.system}"
-            )
-    return arguments
+def checkpoint(settings: Settings, spec: TableSpec) -> str:
+    """Under the table root for a local lake; Spark cannot write checkpoints to s3:// here.
+    An `append_flow` keeps its own beside its table's."""
+    folder = "_checkpoint" if not spec.is_flow else f"_checkpoint_{spec.name}"
+    if is_local(location(settings, spec)):
+        return str(Path(local_path(location(settings, spec))) / folder)
+    root = settings.state_dir / "checkpoints" / settings.target / spec.system / spec.target
+    return str((root / folder).resolve())
 
 
 def checkpoint_query_id(checkpoint_location: str) -> str | None:
@@ -154,24 +146,25 @@ def checkpoint_query_id(checkpoint_location: str) -> str | None:
 
 def write_batch(
     rows: DataFrame,
-    spec: dp.TableSpec,
     uri: str,
     app_id: str,
     batch_id: int,
+    mode: OutputMode = "append",
+    keys: tuple[str, ...] = (),
+    replace_schema: bool = False,
 ) -> None:
-    """Write one batch as the table's output mode asks, as Delta transaction `batch_id` of
-    writer `app_id`: appended, merged on the table's keys, or replacing the table."""
-    if spec.output_mode == "update" and spec.keys:
-        _merge(rows, spec.keys, uri, app_id, batch_id)
+    """Write one batch as Delta transaction `batch_id` of writer `app_id`: appended, merged
+    on `keys` (an aggregate's groups), or replacing the table (`complete`)."""
+    if mode == "update" and keys:
+        _merge(rows, keys, uri, app_id, batch_id)
         return
-    mode = "append" if spec.output_mode == "append" else "overwrite"
     writer = (
         rows.write.format("delta")
-        .mode(mode)
+        .mode("append" if mode == "append" else "overwrite")
         .option("txnAppId", app_id)
         .option("txnVersion", batch_id)
     )
-    if spec.materialized:
+    if replace_schema:
         writer = writer.option("overwriteSchema", "true")
     writer.save(uri)
 
@@ -204,27 +197,88 @@ def _merge(rows: DataFrame, keys: tuple[str, ...], uri: str, app_id: str, batch_
         session.conf.unset("spark.databricks.delta.write.txnVersion")
 
 
+@dataclass(frozen=True)
+class WriteMode:
+    """How a streaming flow's batches reach its table, read off its plan: rows appended;
+    an aggregate's changed groups merged on its grouping columns; or, for a global aggregate
+    or a sorted one, the whole result replacing the table."""
+
+    mode: OutputMode
+    keys: tuple[str, ...] = ()
+
+
+def write_mode(frame: DataFrame) -> WriteMode:
+    """The write a flow's plan needs; Lakeflow decides it the same way, unasked."""
+    plan = frame._jdf.queryExecution().analyzed()  # type: ignore[operator]
+    text = plan.toString()
+    if not _AGGREGATE.search(text):
+        return WriteMode("append")
+    if _SORT.search(text):
+        return WriteMode("complete")
+    keys = _grouping_columns(plan)
+    return WriteMode("update", keys) if keys else WriteMode("complete")
+
+
+_AGGREGATE = re.compile(r"^[\s+:|~-]*Aggregate\b", re.MULTILINE)
+_SORT = re.compile(r"^[\s+:|~-]*Sort\b", re.MULTILINE)
+
+
+def _seq(scala_seq) -> list:
+    return [scala_seq.apply(index) for index in range(scala_seq.size())]
+
+
+def _ids(expression) -> set[int]:
+    return {attribute.exprId().id() for attribute in _seq(expression.references().toSeq())}
+
+
+def _grouping_columns(plan) -> tuple[str, ...]:
+    """Output columns computed from the aggregate's grouping expressions alone: the keys a
+    changed group's row replaces its earlier row by. Empty when the plan is not a chain of
+    single-input nodes over one aggregate."""
+    above = []
+    node = plan
+    while node.getClass().getSimpleName() != "Aggregate":
+        children = _seq(node.children())
+        if len(children) != 1:
+            return ()
+        above.append(node)
+        node = children[0]
+    grouped = set().union(*(_ids(e) for e in _seq(node.groupingExpressions())))
+    keys = {
+        e.exprId().id() for e in _seq(node.aggregateExpressions()) if _ids(e) and _ids(e) <= grouped
+    }
+    for parent in reversed(above):
+        if parent.getClass().getSimpleName() == "Project":
+            keys = {
+                e.exprId().id() for e in _seq(parent.projectList()) if _ids(e) and _ids(e) <= keys
+            } | {e.exprId().id() for e in _seq(parent.projectList()) if e.exprId().id() in keys}
+    return tuple(a.name() for a in _seq(plan.output()) if a.exprId().id() in keys)
+
+
 def _batch_writer(
     settings: Settings,
-    spec: dp.TableSpec,
-    uri: str,
+    pipeline: Pipeline,
+    spec: TableSpec,
+    write: WriteMode,
     checkpoint_location: str,
     report: Callable[[str], None],
-    chained: tuple[dp.TableSpec, ...] = (),
+    chained: tuple[TableSpec, ...] = (),
 ) -> Callable[[DataFrame, int], None]:
     """The foreachBatch function: the table's batch, then each chained table's, each with
     its expectations, an exactly-once write and its event-log rows."""
+    uri = location(settings, spec)
 
     def process(batch: DataFrame, batch_id: int) -> None:
         query_id = checkpoint_query_id(checkpoint_location)
         if chained:
             batch = batch.persist()  # read once from the source, written several times
         try:
-            kept = _write_once(settings, spec, batch, uri, query_id, batch_id, report)
+            kept = _write_once(settings, spec, write, batch, uri, query_id, batch_id, report)
             for child in chained:
-                rows = child.function(**_chained_inputs(settings, child, spec, kept))
+                rows = pipeline.call(child, rows={spec.target: kept})
                 child_uri = location(settings, child)
-                _write_once(settings, child, rows, child_uri, query_id, batch_id, report)
+                append = WriteMode("append")
+                _write_once(settings, child, append, rows, child_uri, query_id, batch_id, report)
         finally:
             if chained:
                 batch.unpersist()
@@ -234,15 +288,16 @@ def _batch_writer(
 
 def _write_once(
     settings: Settings,
-    spec: dp.TableSpec,
+    spec: TableSpec,
+    write: WriteMode,
     batch: DataFrame,
     uri: str,
     query_id: str | None,
     batch_id: int,
     report: Callable[[str], None],
 ) -> DataFrame:
-    """Check, write and log one batch of one table as Delta transaction `batch_id` of the
-    writer `<table>@<query id>`; returns the rows its expectations kept."""
+    """Check, write and log one batch of one flow as Delta transaction `batch_id` of the
+    writer `<flow>@<query id>`; returns the rows its expectations kept."""
     began = time.monotonic()
     spark = batch.sparkSession
     name = f"{spec.system}.{spec.name}"
@@ -255,7 +310,7 @@ def _write_once(
         # (itself written once per batch) and commits a stateful query's state.
         checked.kept.write.format("noop").mode("overwrite").save()
     else:
-        write_batch(checked.kept, spec, uri, app_id, batch_id)
+        write_batch(checked.kept, uri, app_id, batch_id, write.mode, write.keys)
     quality = checked.quality()
     seconds = time.monotonic() - began
     event_log.record(spark, settings, spec, app_id, batch_id, quality, seconds)
@@ -278,22 +333,25 @@ _STATEFUL_NODES = re.compile(
 )
 
 
-def chains(specs: list[dp.TableSpec]) -> dict[str, tuple[dp.TableSpec, ...]]:
-    """Tables computed inside their upstream's micro-batch, by upstream name.
+def chains(specs: list[TableSpec]) -> dict[str, tuple[TableSpec, ...]]:
+    """Candidate tables computed inside their upstream's micro-batch, by upstream flow name.
 
-    A streaming append table whose only upstream is another streaming append table of the
-    system (not a source) and whose function keeps no state (checked on its plan when its
-    flow starts) needs no query of its own: its upstream's writer applies it to the rows
-    it just wrote, one hop and one Delta read fewer between an event and the gold tables.
+    A streaming table whose only upstream is another streaming table of the pipeline, written
+    by one flow, needs no query of its own when neither keeps state (checked on their plans
+    when the upstream's flow starts): the upstream's writer applies it to the rows it just
+    wrote, one hop and one Delta read fewer between an event and the gold tables.
     """
-    by_name = {spec.name: spec for spec in specs}
-    found: dict[str, list[dp.TableSpec]] = {}
+    by_target: dict[str, list[TableSpec]] = {}
     for spec in specs:
-        upstream = [name for name in spec.upstream if name != "settings"]
-        if spec.materialized or spec.output_mode != "append" or len(upstream) != 1:
+        by_target.setdefault(spec.target, []).append(spec)
+    found: dict[str, list[TableSpec]] = {}
+    for spec in specs:
+        if spec.materialized or spec.is_flow or len(by_target[spec.target]) != 1:
             continue
-        parent = by_name.get(upstream[0])
-        if parent is None or parent.materialized or parent.output_mode != "append":
+        if len(spec.upstream) != 1 or len(by_target.get(spec.upstream[0], [])) != 1:
+            continue
+        parent = by_target[spec.upstream[0]][0]
+        if parent.materialized:
             continue
         if parent.name in {child.name for children in found.values() for child in children}:
             continue  # one hop: a chained table's own children run as queries
@@ -301,60 +359,73 @@ def chains(specs: list[dp.TableSpec]) -> dict[str, tuple[dp.TableSpec, ...]]:
     return {name: tuple(children) for name, children in found.items()}
 
 
-def _chained_inputs(
-    settings: Settings, child: dp.TableSpec, parent: dp.TableSpec, rows: DataFrame
-) -> dict[str, object]:
-    return {
-        name: settings if name == "settings" else rows
-        for name in child.upstream
-        if name in ("settings", parent.name)
-    }
-
-
 def _stateless(frame: DataFrame) -> bool:
     plan = frame._jdf.queryExecution().analyzed().toString()  # type: ignore[operator]
     return _STATEFUL_NODES.search(plan) is None
 
 
+@contextlib.contextmanager
+def _spark_conf(spark: SparkSession, conf: Mapping[str, str]) -> Iterator[None]:
+    """A flow's `spark_conf` while its query starts (the query keeps its own copy)."""
+    saved = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
 def start_flow(
     spark: SparkSession,
     settings: Settings,
-    spec: dp.TableSpec,
+    pipeline: Pipeline,
+    spec: TableSpec,
     once: bool,
     report: Callable[[str], None] = print,
-    candidates: tuple[dp.TableSpec, ...] = (),
+    candidates: tuple[TableSpec, ...] = (),
 ) -> Flow:
-    """Start the streaming query of one table, and chain to it the `candidates` (see
+    """Start the streaming query of one flow, and chain to it the `candidates` (see
     `chains`) whose plan keeps no state; their Delta tables exist when this returns."""
-    uri = location(settings, spec)
-    frame = spec.function(**_inputs(spark, settings, spec))
-    catalog.ensure_table(spark, settings, spec.system, spec.name, frame.schema, spec.partition_by)
+    frame = pipeline.frame(spec)
+    table = pipeline.specs[spec.target]
+    catalog.ensure_table(spark, settings, table, declared_or(table, frame))
+    write = write_mode(frame)
     chained = []
-    for child in candidates:
-        rows = child.function(**_chained_inputs(settings, child, spec, frame))
-        if _stateless(rows):
-            catalog.ensure_table(
-                spark, settings, child.system, child.name, rows.schema, child.partition_by
-            )
+    for child in candidates if write.mode == "append" and _stateless(frame) else ():
+        rows = pipeline.call(child, rows={spec.target: frame})
+        if pipeline.consumed_rows() and _stateless(rows):
+            catalog.ensure_table(spark, settings, child, rows.schema)
             chained.append(child)
     checkpoint_location = checkpoint(settings, spec)
+    process = _batch_writer(
+        settings, pipeline, spec, write, checkpoint_location, report, tuple(chained)
+    )
     writer = (
-        frame.writeStream.foreachBatch(
-            _batch_writer(settings, spec, uri, checkpoint_location, report, tuple(chained))
-        )
-        .outputMode(spec.output_mode)
+        frame.writeStream.foreachBatch(process)
+        .outputMode(write.mode)
         .option("checkpointLocation", checkpoint_location)
         .queryName(f"{spec.system}.{spec.name}".replace("-", "_"))
     )
-    if once:
+    if once or spec.once:
         writer = writer.trigger(availableNow=True)
     else:
         writer = writer.trigger(processingTime=f"{settings.pipelines.trigger_seconds} seconds")
-    return Flow(spec, writer.start(), uri, tuple(chained))
+    with _spark_conf(spark, spec.spark_conf):
+        query = writer.start()
+    return Flow(pipeline, spec, query, location(settings, spec), tuple(chained))
 
 
 def refresh_view(
-    spark: SparkSession, settings: Settings, spec: dp.TableSpec, report: Callable[[str], None]
+    spark: SparkSession,
+    settings: Settings,
+    pipeline: Pipeline,
+    spec: TableSpec,
+    report: Callable[[str], None],
 ) -> int:
     """Recompute a materialized view and overwrite its table; returns the rows written.
 
@@ -364,12 +435,12 @@ def refresh_view(
     uri = location(settings, spec)
     name = f"{spec.system}.{spec.name}"
     app_id = f"{name}@view"
-    frame = spec.function(**_inputs(spark, settings, spec))
-    catalog.ensure_table(spark, settings, spec.system, spec.name, frame.schema)
+    frame = pipeline.frame(spec)
+    catalog.ensure_table(spark, settings, spec, declared_or(spec, frame))
     committed = catalog.committed_batch(spark, uri, app_id)
     batch_id = 0 if committed is None else committed + 1
     checked = check(frame, spec.expectations, name)
-    write_batch(checked.kept, spec, uri, app_id, batch_id)
+    write_batch(checked.kept, uri, app_id, batch_id, "complete", replace_schema=True)
     quality = checked.quality()
     seconds = time.monotonic() - began
     event_log.record(spark, settings, spec, app_id, batch_id, quality, seconds)
@@ -378,13 +449,13 @@ def refresh_view(
 
 
 def _upstream_versions(
-    spark: SparkSession, settings: Settings, spec: dp.TableSpec
+    spark: SparkSession, settings: Settings, pipeline: Pipeline, spec: TableSpec
 ) -> tuple[int | None, ...]:
     """The current version of each upstream table of a view: a refresh is due when it moves."""
     return tuple(
-        catalog.version(spark, location(settings, dp.TABLES[(spec.system, name)]))
+        catalog.version(spark, location(settings, pipeline.specs[name]))
         for name in spec.upstream
-        if (spec.system, name) in dp.TABLES
+        if name in pipeline.specs
     )
 
 
@@ -413,15 +484,16 @@ def restart_reason(query: StreamingQuery) -> str | None:
 def run_table(
     spark: SparkSession,
     settings: Settings,
-    spec: dp.TableSpec,
+    pipeline: Pipeline,
+    spec: TableSpec,
     report: Callable[[str], None],
-    candidates: tuple[dp.TableSpec, ...] = (),
+    candidates: tuple[TableSpec, ...] = (),
 ) -> Flow:
-    """Run one table's query with AvailableNow until its input is drained, restarting it when
+    """Run one flow's query with AvailableNow until its input is drained, restarting it when
     its source's schema evolves (the restart reads the batch that found the new columns) or
     a Python worker failed to start."""
     for _ in range(MAX_RESTARTS + 1):
-        flow = start_flow(spark, settings, spec, once=True, report=report, candidates=candidates)
+        flow = start_flow(spark, settings, pipeline, spec, True, report, candidates)
         try:
             flow.query.awaitTermination()
             late_rows.record(spark, settings, spec, flow.query)
@@ -438,53 +510,71 @@ def run_table(
 
 
 def run_once(
-    spark: SparkSession, settings: Settings, system: str, report: Callable[[str], None] = print
+    spark: SparkSession,
+    settings: Settings,
+    system: str | Path | Pipeline,
+    report: Callable[[str], None] = print,
+    full_refresh: bool = False,
 ) -> list[Flow]:
-    """Process everything available, table by table, upstream first, then return.
+    """Process everything available, flow by flow, upstream first, then return.
 
     Materialized views are refreshed once their upstream tables have caught up.
     """
-    return run_tables(spark, settings, system, load_system(system), report)
-
-
-def run_tables(
-    spark: SparkSession,
-    settings: Settings,
-    system: str,
-    specs: list[dp.TableSpec],
-    report: Callable[[str], None] = print,
-) -> list[Flow]:
-    """`run_once` over `specs` (upstream first) of `system`."""
+    pipeline = system if isinstance(system, Pipeline) else load(system, settings, spark)
+    if full_refresh:
+        reset(spark, settings, pipeline)
     flows: list[Flow] = []
-    event_log.ensure(spark, settings, system)
+    specs = pipeline.resolve_all()
+    event_log.ensure(spark, settings, pipeline)
     candidates = chains(specs)
     for spec in specs:
         if any(spec in flow.chained for flow in flows):
             continue  # written by its upstream's flow
         if spec.materialized:
-            refresh_view(spark, settings, spec, report)
+            refresh_view(spark, settings, pipeline, spec, report)
         else:
-            flows.append(run_table(spark, settings, spec, report, candidates.get(spec.name, ())))
+            flows.append(
+                run_table(spark, settings, pipeline, spec, report, candidates.get(spec.name, ()))
+            )
     return flows
+
+
+def reset(spark: SparkSession, settings: Settings, pipeline: Pipeline) -> None:
+    """`--full-refresh`: empty every table of the pipeline and forget its checkpoints, so
+    the next run reprocesses its sources from the start (Lakeflow's full refresh)."""
+    import shutil
+
+    for spec in pipeline.specs.values():
+        if spec.is_view:
+            continue
+        uri = location(settings, spec)
+        if is_local(uri):
+            shutil.rmtree(local_path(uri), ignore_errors=True)
+        else:
+            jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+            path = jvm.org.apache.hadoop.fs.Path(uri)
+            path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)  # type: ignore[attr-defined]
+            shutil.rmtree(checkpoint(settings, spec), ignore_errors=True)
 
 
 def run_continuous(
     spark: SparkSession,
     settings: Settings,
-    systems: list[str],
+    pipelines: list[Pipeline],
     report: Callable[[str], None] = print,
 ) -> None:
-    """Run every table of `systems` until Ctrl-C or until a query fails, then stop them all."""
+    """Run every flow of `pipelines` until Ctrl-C or until a query fails, then stop them all."""
     flows: list[Flow] = []
-    views: dict[dp.TableSpec, tuple[int | None, ...] | None] = {}
+    views: dict[TableSpec, tuple[int | None, ...] | None] = {}
+    owners: dict[TableSpec, Pipeline] = {}
     try:
-        for system in systems:
-            event_log.ensure(spark, settings, system)
-            specs = load_system(system)
+        for pipeline in pipelines:
+            specs = pipeline.resolve_all()
+            event_log.ensure(spark, settings, pipeline)
             candidates = chains(specs)
             for spec in specs:
                 if spec.materialized:
-                    views[spec] = None
+                    views[spec], owners[spec] = None, pipeline
                     continue
                 if any(spec in flow.chained for flow in flows):
                     continue  # written by its upstream's flow
@@ -492,6 +582,7 @@ def run_continuous(
                     start_flow(
                         spark,
                         settings,
+                        pipeline,
                         spec,
                         once=False,
                         report=report,
@@ -506,7 +597,7 @@ def run_continuous(
                 report(f"{flow.query.name} also writes {names} from each of its batches")
         if views:
             report(f"refreshing {len(views)} views: " + ", ".join(v.name for v in views))
-        _supervise(spark, settings, flows, views, report)
+        _supervise(spark, settings, flows, views, owners, report)
     finally:
         for flow in flows:
             flow.query.stop()
@@ -523,7 +614,8 @@ def _supervise(
     spark: SparkSession,
     settings: Settings,
     flows: list[Flow],
-    views: dict[dp.TableSpec, tuple[int | None, ...] | None],
+    views: dict[TableSpec, tuple[int | None, ...] | None],
+    owners: dict[TableSpec, Pipeline],
     report: Callable[[str], None],
 ) -> None:
     """Wait on the queries, restart those `restart_reason` allows, refresh due views.
@@ -547,14 +639,14 @@ def _supervise(
                 return
             report(f"{flow.query.name}: {reason}; restarting")
             flows[index] = start_flow(
-                spark, settings, flow.spec, once=False, report=report, candidates=flow.chained
+                spark, settings, flow.pipeline, flow.spec, False, report, flow.chained
             )
         spark.streams.resetTerminated()
         if views and time.monotonic() >= next_refresh:
             for spec, seen in views.items():
-                versions = _upstream_versions(spark, settings, spec)
+                versions = _upstream_versions(spark, settings, owners[spec], spec)
                 if versions != seen:
-                    refresh_view(spark, settings, spec, report)
+                    refresh_view(spark, settings, owners[spec], spec, report)
                     views[spec] = versions
             next_refresh = time.monotonic() + settings.pipelines.refresh_seconds
 

@@ -4,8 +4,8 @@ Every session carries the engines a Databricks user's code expects: Delta Lake f
 (`format("delta")`, `toTable`, MERGE, `DeltaTable`), Spark's own Kafka source
 (`format("kafka")`) and S3A for `s3://` and `s3a://` paths on the configured endpoint. The
 jars come from `.jars/spark/` (`make jars`), never from the network. The lake is the catalog:
-every session names the tables the lake holds (`seismograph.sensor`, see `catalog`), so
-tables written by earlier runs are read by name in a new session.
+every session names the tables the lake holds (`demo_frank.motion.sensor`, see `catalog`),
+so tables written by earlier runs are read by name in a new session.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pyspark.sql import SparkSession
 from iotlake.config import LOOPBACK, Settings
 from iotlake.jars import jars
 from spark_jobs import catalog
+from spark_jobs.io.autoloader_source import AutoloaderDataSource
+from spark_jobs.io.kinesis_source import KinesisDataSource
 from spark_jobs.io.storage import table_uri
 
 
@@ -33,7 +35,7 @@ def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession
     builder = (
         SparkSession.builder.appName(app_name)
         .master(spark.master)
-        .config("spark.jars", ",".join(str(jar) for jar in jars(settings.jars_dir, "spark")))
+        .config("spark.jars", ",".join(str(jar) for jar in session_jars(settings)))
         .config("spark.driver.host", spark.driver_host)
         .config("spark.driver.bindAddress", bind_address)
         .config("spark.driver.memory", spark.driver_memory)
@@ -53,8 +55,16 @@ def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession
     for key, value in s3a_conf(settings).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
+    # `format("kinesis")` and `format("cloudFiles")` as on Databricks, in any code.
+    session.dataSource.register(KinesisDataSource)
+    session.dataSource.register(AutoloaderDataSource)
     catalog.register_lake(session, settings)
     return session
+
+
+def session_jars(settings: Settings) -> list:
+    """Delta Lake, Spark's Kafka source, S3A, and iotlake's catalog plugin."""
+    return [*jars(settings.jars_dir, "spark"), *jars(settings.jars_dir, "catalog")]
 
 
 def delta_conf(settings: Settings) -> dict[str, str]:
@@ -64,6 +74,8 @@ def delta_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.warehouse.dir": table_uri(settings),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # A table written by name without a format is a Delta table, as on Databricks.
+        "spark.sql.sources.default": "delta",
         # Delta rebuilds a table's state with this many tasks (default 50): a handful of
         # small files per table here, so one task per core is plenty.
         "spark.databricks.delta.snapshotPartitions": str(settings.spark.shuffle_partitions),

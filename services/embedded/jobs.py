@@ -32,7 +32,7 @@ def _tables_exist(settings: Settings) -> bool:
     from spark_jobs.runner import SYSTEMS, load_system, location
 
     for system in SYSTEMS:
-        for spec in load_system(system):
+        for spec in load_system(system, settings):
             uri = location(settings, spec)
             if not DeltaTable.is_deltatable(uri, storage_options(settings, uri) or None):
                 return False
@@ -103,13 +103,13 @@ def demo_specs(settings: Settings, phones: int = 130) -> list[ServiceSpec]:
             # Live CSV batches every 30 s ending now, so the `Defects detected` alert fires.
             "producer-manufacturing",
             ["-m", "services.producers.manufacturing_generator", "--live"],
-            f"files: <lake>/landing/{settings.manufacturing.sensor_landing}, "
+            f"files: {settings.manufacturing.sensor_landing}, "
             f"{settings.manufacturing.inspection_landing}",
         ),
         _job(
             "producer-text-sentiment",
             ["-m", "services.producers.post_stream"],
-            f"files: <lake>/landing/{settings.text_sentiment.landing_path}",
+            f"files: {settings.text_sentiment.landing_path}",
         ),
         _job(
             "gateway",

@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from iotlake.config import Settings
 from services.provisioning.resources import SystemResources
+from spark_jobs.io.storage import landing_uri
 
 
 def _apply_topics(settings: Settings, resources: tuple[SystemResources, ...]) -> list[str]:
@@ -72,9 +73,7 @@ def _apply_storage(settings: Settings, resources: tuple[SystemResources, ...]) -
                 changes.append(f"created bucket {bucket}")
     if not settings.lake_root.startswith("s3://"):
         roots = [Path(settings.lake_root)]
-        roots += [
-            Path(settings.lake_root) / "landing" / p for s in resources for p in s.landing_paths
-        ]
+        roots += [Path(landing_uri(settings, p)) for s in resources for p in s.landing_paths]
         for root in roots:
             if not root.exists():
                 root.mkdir(parents=True)

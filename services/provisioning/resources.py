@@ -51,14 +51,17 @@ SYSTEMS: tuple[SystemResources, ...] = (
     ),
     SystemResources(
         "manufacturing",
-        landing_paths=("manufacturing/sensor_bronze", "manufacturing/inspection_bronze"),
+        landing_paths=(
+            "/Volumes/default/iot_anomaly_detection/sensor_bronze",
+            "/Volumes/default/iot_anomaly_detection/inspection_bronze",
+        ),
     ),
     SystemResources(
         "aws-iot",
         # The CDK stack created a single-shard stream.
         streams=(KinesisStream("iot-sensor-data-stream", 1),),
     ),
-    SystemResources("text-sentiment", landing_paths=("text-sentiment/posts",)),
+    SystemResources("text-sentiment", landing_paths=("/Volumes/main/tweets/landing/posts",)),
 )
 
 

@@ -18,6 +18,7 @@ import pyarrow.fs as pafs
 from iotlake.config import Settings
 
 STORAGE_OPTIONS_KEY = "secret.storageOptions"
+VOLUMES = "/Volumes/"
 
 
 def table_uri(settings: Settings, *parts: str) -> str:
@@ -34,10 +35,25 @@ def table_uri(settings: Settings, *parts: str) -> str:
 
 def landing_uri(settings: Settings, relative: str) -> str:
     """Where producers drop files for Auto Loader: beside the tables for a local lake, in the
-    landing bucket for an S3 lake (as the originals keep landing zones apart from tables)."""
+    landing bucket for an S3 lake (as the originals keep landing zones apart from tables).
+    A `/Volumes/...` path is the volume's folder (`volume_uri`)."""
+    if relative.startswith(VOLUMES):
+        return volume_uri(settings, relative)
     if is_local(settings.lake_root):
         return table_uri(settings, "landing", relative)
     return f"s3://{settings.lake.landing_bucket}/{relative.strip('/')}"
+
+
+def volume_uri(settings: Settings, path: str) -> str:
+    """A Unity Catalog volume path `/Volumes/<catalog>/<schema>/<volume>/...` as a folder:
+    `<lake root>/<target>/Volumes/...` for a local lake, the landing bucket for an S3 one.
+    Other paths are returned as they are."""
+    if not path.startswith(VOLUMES):
+        return path
+    relative = path.removeprefix("/")
+    if is_local(settings.lake_root):
+        return table_uri(settings, *relative.split("/"))
+    return f"s3://{settings.lake.landing_bucket}/{relative}"
 
 
 def schema_location(settings: Settings, system: str, name: str) -> str:

@@ -6,7 +6,7 @@ import pytest
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 
-from spark_jobs.dp import Expectation
+from spark_jobs.lakeflow.api import Expectation
 from spark_jobs.quality import check, failure_message
 
 ROWS = [("client-aaa", 3.0), (None, 5.0), ("client-bbb", -1.0), ("client-ccc", None)]

@@ -1,13 +1,11 @@
-"""`dht_temp_raw`: DHT11 temperature records exactly as the bridge forwarded them to Kafka."""
+"""`dht_temp_raw`: DHT11 temperature records from Kafka topic dht_temp, as the bridge sent them."""
 
-from pyspark.sql import DataFrame
-
-from spark_jobs import dp
-from spark_jobs.quality import within_record_size
+import dlt
+from arduino_records import records
 
 
-@dp.table(comment="DHT11 temperature records from Kafka topic dht_temp, as received")
-@dp.expect("record has data", "data IS NOT NULL")
-@within_record_size()
-def dht_temp_raw(dht_temp: DataFrame) -> DataFrame:
-    return dht_temp
+@dlt.table(comment="DHT11 temperature records from Kafka topic dht_temp, as received")
+@dlt.expect("record has data", "data IS NOT NULL")
+@dlt.expect("record within 64 KiB", "data IS NULL OR octet_length(data) <= 65536")
+def dht_temp_raw():
+    return records(spark, "temperature")

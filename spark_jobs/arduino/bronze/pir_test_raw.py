@@ -1,13 +1,11 @@
-"""`pir_test_raw`: PIR detection records exactly as the bridge forwarded them to Kafka."""
+"""`pir_test_raw`: PIR detection records from Kafka topic pir_test, as the bridge sent them."""
 
-from pyspark.sql import DataFrame
-
-from spark_jobs import dp
-from spark_jobs.quality import within_record_size
+import dlt
+from arduino_records import records
 
 
-@dp.table(comment="PIR detection records from Kafka topic pir_test, as received")
-@dp.expect("record has data", "data IS NOT NULL")
-@within_record_size()
-def pir_test_raw(pir_test: DataFrame) -> DataFrame:
-    return pir_test
+@dlt.table(comment="PIR detection records from Kafka topic pir_test, as received")
+@dlt.expect("record has data", "data IS NOT NULL")
+@dlt.expect("record within 64 KiB", "data IS NULL OR octet_length(data) <= 65536")
+def pir_test_raw():
+    return records(spark, "pir")

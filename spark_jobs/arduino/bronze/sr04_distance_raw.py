@@ -1,13 +1,11 @@
-"""`sr04_distance_raw`: SR04 distance records exactly as the bridge forwarded them to Kafka."""
+"""`sr04_distance_raw`: SR04 distance records from Kafka topic sr04_distance, as sent."""
 
-from pyspark.sql import DataFrame
-
-from spark_jobs import dp
-from spark_jobs.quality import within_record_size
+import dlt
+from arduino_records import records
 
 
-@dp.table(comment="SR04 distance records from Kafka topic sr04_distance, as received")
-@dp.expect("record has data", "data IS NOT NULL")
-@within_record_size()
-def sr04_distance_raw(sr04_distance: DataFrame) -> DataFrame:
-    return sr04_distance
+@dlt.table(comment="SR04 distance records from Kafka topic sr04_distance, as received")
+@dlt.expect("record has data", "data IS NOT NULL")
+@dlt.expect("record within 64 KiB", "data IS NULL OR octet_length(data) <= 65536")
+def sr04_distance_raw():
+    return records(spark, "distance")

@@ -5,25 +5,21 @@ silver streams feed one aggregation: each row carries one of the two values, and
 skips the other's NULLs.
 """
 
-from pyspark.sql import DataFrame
+import dlt
 from pyspark.sql import functions as F
 
-from spark_jobs import dp
 
-
-@dp.table(
-    comment="Average DHT11 temperature and humidity per minute (temp_trend, hum_trend)",
-    output_mode="update",
-    keys=("minute",),
-)
-@dp.expect("plausible temperature", "temperature IS NULL OR temperature BETWEEN 0 AND 50")
-@dp.expect("plausible humidity", "humidity IS NULL OR humidity BETWEEN 20 AND 90")
-def temp_hum(temperature: DataFrame, humidity: DataFrame) -> DataFrame:
-    both = temperature.select(
+@dlt.table(comment="Average DHT11 temperature and humidity per minute (temp_trend, hum_trend)")
+@dlt.expect("plausible temperature", "temperature IS NULL OR temperature BETWEEN 0 AND 50")
+@dlt.expect("plausible humidity", "humidity IS NULL OR humidity BETWEEN 20 AND 90")
+def temp_hum():
+    temperature = dlt.read_stream("temperature").select(
         "timestamp", "temperature", F.lit(None).cast("double").alias("humidity")
-    ).unionByName(
-        humidity.select("timestamp", F.lit(None).cast("double").alias("temperature"), "humidity")
     )
+    humidity = dlt.read_stream("humidity").select(
+        "timestamp", F.lit(None).cast("double").alias("temperature"), "humidity"
+    )
+    both = temperature.unionByName(humidity)
     return both.groupBy(F.date_trunc("minute", "timestamp").alias("minute")).agg(
         F.avg("temperature").alias("temperature"),
         F.avg("humidity").alias("humidity"),

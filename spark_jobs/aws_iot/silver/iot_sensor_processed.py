@@ -1,10 +1,7 @@
 """`iot_sensor_processed`: parsed readings with the original's single anomaly flag."""
 
-from pyspark.sql import DataFrame
+import dlt
 from pyspark.sql import functions as F
-
-from iotlake.config import Settings
-from spark_jobs import dp
 
 PAYLOAD_SCHEMA = (
     "device_id STRING, timestamp BIGINT, status STRING, region STRING, "
@@ -12,11 +9,12 @@ PAYLOAD_SCHEMA = (
 )
 
 
-@dp.table(comment="Parsed device readings, flagged critical above the temperature limit")
-@dp.expect_or_drop("payload parses", "device_id IS NOT NULL AND timestamp IS NOT NULL")
-@dp.expect("temperature present", "temperature_c IS NOT NULL")
-def iot_sensor_processed(iot_sensor_raw: DataFrame, settings: Settings) -> DataFrame:
-    parsed = iot_sensor_raw.select(
+@dlt.table(comment="Parsed device readings, flagged critical above the temperature limit")
+@dlt.expect_or_drop("payload parses", "device_id IS NOT NULL AND timestamp IS NOT NULL")
+@dlt.expect("temperature present", "temperature_c IS NOT NULL")
+def iot_sensor_processed():
+    limit = float(spark.conf.get("iot.critical_temperature_c", "28.0"))
+    parsed = spark.readStream.table("iot_sensor_raw").select(
         F.from_json("json_payload", PAYLOAD_SCHEMA).alias("p"), "kinesis_time"
     )
     temperature = F.col("p.metrics.temperature_c")
@@ -28,5 +26,5 @@ def iot_sensor_processed(iot_sensor_raw: DataFrame, settings: Settings) -> DataF
         "kinesis_time",
         (F.col("p.timestamp") / 1000).cast("timestamp").alias("event_timestamp"),
         temperature.alias("temperature_c"),
-        (temperature > settings.aws_iot.critical_temperature_c).alias("is_critical"),
+        (temperature > limit).alias("is_critical"),
     )

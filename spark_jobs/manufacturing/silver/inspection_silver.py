@@ -7,11 +7,9 @@ sensor columns prefixed `sensor_`, each taking its last non-null value. The orig
 mentions interpolation but its code does not call it, so neither does this.
 """
 
-from pyspark.sql import DataFrame
+from pyspark import pipelines as dp
 from pyspark.sql import functions as F
 from tempo import TSDF
-
-from spark_jobs import dp
 
 SENSOR_KEYS = ["device_id", "trip_id", "factory_id", "model_id"]
 RENAMED = {
@@ -21,7 +19,7 @@ RENAMED = {
 }
 
 
-def hourly_features(sensor_bronze: DataFrame) -> TSDF:
+def hourly_features(sensor_bronze):
     """Sensor readings as an hourly time series per device and trip, with the EMA feature."""
     pressure = F.col("air_pressure")
     sensors = sensor_bronze.drop("_rescued_data").withColumn(
@@ -35,10 +33,12 @@ def hourly_features(sensor_bronze: DataFrame) -> TSDF:
 
 
 @dp.materialized_view(comment="Joins bronze sensor data with inspection reports")
-def inspection_silver(inspection_bronze: DataFrame, sensor_bronze: DataFrame) -> DataFrame:
-    features = hourly_features(sensor_bronze)
+def inspection_silver():
+    features = hourly_features(dp.read("sensor_bronze"))
     inspections = TSDF(
-        inspection_bronze.drop("_rescued_data"), ts_col="timestamp", partition_cols=["device_id"]
+        dp.read("inspection_bronze").drop("_rescued_data"),
+        ts_col="timestamp",
+        partition_cols=["device_id"],
     )
     joined = inspections.asofJoin(features, right_prefix="sensor").df
     for old, new in RENAMED.items():

@@ -1,18 +1,20 @@
 """`global_stat`: count, max, min, average and spread of all magnitudes so far."""
 
-from pyspark.sql import DataFrame
+import dlt
 from pyspark.sql import functions as F
 
-from spark_jobs import dp
 
-
-@dp.table(comment="Global statistics over the whole stream", output_mode="complete")
-@dp.expect("max is not below min", "events = 0 OR max >= min")
-def global_stat(sensor: DataFrame) -> DataFrame:
-    return sensor.agg(
-        F.count("magn").alias("events"),
-        F.max("magn").alias("max"),
-        F.min("magn").alias("min"),
-        F.avg("magn").alias("avg"),
-        F.stddev("magn").alias("stddev"),
+@dlt.table(name="global_stat", comment="Global statistics over the whole stream")
+@dlt.expect("max is not below min", "events = 0 OR max >= min")
+def xyz_global():
+    return (
+        dlt.read_stream("sensor")
+        .groupBy()
+        .agg(
+            F.count("magn").alias("events"),
+            F.max("magn").alias("max"),
+            F.min("magn").alias("min"),
+            F.avg("magn").alias("avg"),
+            F.stddev("magn").alias("stddev"),
+        )
     )

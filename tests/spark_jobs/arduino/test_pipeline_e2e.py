@@ -124,7 +124,7 @@ def test_seeded_readings_build_every_table_as_pandas_computes_it(stack, spark, t
     assert failed["within the DHT11 range (0-50 °C)"] == 1
     assert failed["humidity parses"] == 0 and failed["distance parses"] == 0
 
-    for spec in load_system(SYSTEM):
+    for spec in load_system(SYSTEM, settings):
         if spec.layer != "bronze":
             frame = spark.read.format("delta").load(location(settings, spec))
             failing = {o.expectation: o.unexpected for o in validate(frame, spec) if not o.success}

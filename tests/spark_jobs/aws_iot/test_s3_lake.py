@@ -8,7 +8,6 @@ import uuid
 import pytest
 
 from services.producers.aws_iot_producer import SensorConfig, generate_records, send_records
-from spark_jobs.catalog import table_name
 from spark_jobs.runner import run_once
 from tests.spark_jobs.pipelines import private_settings, read_table
 
@@ -28,7 +27,8 @@ def test_tables_land_in_the_s3_lake_through_s3a(stack, spark):
     processed = read_table(settings, SYSTEM, "iot_sensor_processed")  # delta-rs, no Spark
     assert len(processed) == len(readings)
     assert len(read_table(settings, SYSTEM, "iot_sensor_raw")) == len(readings)
-    named = spark.read.table(table_name(SYSTEM, "iot_sensor_processed"))
+    # The original's name for it, through the catalog plugin.
+    named = spark.read.table("workspace.data_staging.iot_sensor_processed")
     assert named.count() == len(readings)
-    location = spark.sql(f"DESCRIBE DETAIL {table_name(SYSTEM, 'iot_sensor_processed')}")
+    location = spark.sql("DESCRIBE DETAIL workspace.data_staging.iot_sensor_processed")
     assert location.first()["location"].startswith(("s3://", "s3a://"))

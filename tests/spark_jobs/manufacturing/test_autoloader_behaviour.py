@@ -19,9 +19,9 @@ from services.producers.manufacturing_generator import (
     to_csv,
     write_file,
 )
-from spark_jobs import dp
 from spark_jobs.io.storage import landing_uri
-from spark_jobs.runner import load_system, run_table
+from spark_jobs.lakeflow.loader import Pipeline
+from spark_jobs.runner import load, run_table
 from tests.conftest import settings_for
 from tests.spark_jobs.pipelines import read_table
 
@@ -30,8 +30,18 @@ SYSTEM = "manufacturing"
 pytestmark = pytest.mark.slow
 
 
-def spec(name: str) -> dp.TableSpec:
-    return next(table for table in load_system(SYSTEM) if table.name == name)
+def pipeline(spark, settings: Settings, *tables: str) -> Pipeline:
+    """The manufacturing pipeline with the graph of `tables` resolved (only theirs: the
+    inspection landing path stays empty here)."""
+    loaded = load(SYSTEM, settings, spark)
+    for name in tables:
+        loaded.resolve(name)
+    return loaded
+
+
+def run(spark, settings: Settings, loaded: Pipeline, *tables: str) -> None:
+    for name in tables:
+        run_table(spark, settings, loaded, loaded.specs[name], report=print)
 
 
 def land_sensors(settings: Settings, frame: pd.DataFrame, name: str) -> None:
@@ -50,8 +60,9 @@ def test_misfit_values_are_rescued_and_a_new_column_evolves_bronze(spark, tmp_pa
     first["temperature"] = first["temperature"].astype(object)
     first.loc[7, "temperature"] = "overheated"
     land_sensors(settings, first, "batch-1")
+    loaded = pipeline(spark, settings, "sensor_bronze")
 
-    run_table(spark, settings, spec("sensor_bronze"), report=print)
+    run(spark, settings, loaded, "sensor_bronze")
 
     bronze = read_table(settings, SYSTEM, "sensor_bronze")
     assert len(bronze) == 300  # the misfit row is kept
@@ -66,7 +77,7 @@ def test_misfit_values_are_rescued_and_a_new_column_evolves_bronze(spark, tmp_pa
     second["vibration"] = np.round(np.random.default_rng(1).uniform(0, 5, len(second)), 3)
     land_sensors(settings, second, "batch-2")
 
-    run_table(spark, settings, spec("sensor_bronze"), report=print)
+    run(spark, settings, loaded, "sensor_bronze")
 
     bronze = read_table(settings, SYSTEM, "sensor_bronze")
     assert "vibration" in bronze.columns and len(bronze) == 350
@@ -88,8 +99,8 @@ def test_a_fresh_anomaly_fires_the_alert_and_an_old_one_does_not(spark, tmp_path
     readings["timestamp"] = [now - timedelta(hours=3, minutes=i) for i in range(len(readings))]
     readings.loc[5, "temperature"] = 120.0  # ... but one reading, hours ago
     land_sensors(settings, readings, "old")
-    for name in ("sensor_bronze", "anomaly_detected"):
-        run_table(spark, settings, spec(name), report=print)
+    loaded = pipeline(spark, settings, "anomaly_detected")
+    run(spark, settings, loaded, "sensor_bronze", "anomaly_detected")
 
     assert len(read_table(settings, SYSTEM, "anomaly_detected")) == 1
     assert evaluate(settings, defects_detected(settings)).state == "OK"
@@ -98,8 +109,7 @@ def test_a_fresh_anomaly_fires_the_alert_and_an_old_one_does_not(spark, tmp_path
     fresh["temperature"] = 130.0
     fresh["timestamp"] = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
     land_sensors(settings, fresh, "fresh")
-    for name in ("sensor_bronze", "anomaly_detected"):
-        run_table(spark, settings, spec(name), report=print)
+    run(spark, settings, loaded, "sensor_bronze", "anomaly_detected")
 
     status = evaluate(settings, defects_detected(settings))
     assert status.state == "TRIGGERED" and status.value == 1

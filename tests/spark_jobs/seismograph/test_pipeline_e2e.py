@@ -76,7 +76,7 @@ def test_seeded_events_build_every_table_as_pandas_computes_it(stack, spark, tmp
     dropped = log[log["expectation"] == "device is set"]["failed"].sum()
     assert dropped == 0
 
-    for spec in load_system(SYSTEM):
+    for spec in load_system(SYSTEM, settings):
         if spec.layer != "bronze":
             frame = spark.read.format("delta").load(location(settings, spec))
             assert all(outcome.success for outcome in validate(frame, spec)), spec.name

@@ -167,7 +167,7 @@ def test_seeded_posts_build_every_table_and_a_rerun_reads_only_new_files(spark, 
     counted = refreshes.sort_values("batch_id")["rows_in"].tolist()
     assert len(counted) == 3 and counted[0] == 0
     assert counted[-1] == len(read_table(settings, SYSTEM, "top_posts"))
-    for spec in load_system(SYSTEM):
+    for spec in load_system(SYSTEM, settings):
         if spec.layer != "bronze":
             frame = spark.read.format("delta").load(location(settings, spec))
             unmet = {o.expectation: o.unexpected for o in validate(frame, spec) if not o.success}

@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from iotlake.config import TextSentimentConfig
-from spark_jobs.text_sentiment.vader import check_thresholds, compound
+from spark_jobs.text_sentiment.sentiment_model import check_thresholds, compound
 
 
 def test_compound_is_vaders_score_and_a_missing_text_is_neutral():
@@ -25,7 +24,5 @@ def test_compound_is_vaders_score_and_a_missing_text_is_neutral():
 
 
 def test_thresholds_that_overlap_are_refused_naming_the_keys_to_fix():
-    bad = TextSentimentConfig(positive_threshold=-0.1, negative_threshold=0.1)
-
     with pytest.raises(ValueError, match="negative_threshold must be below .*positive_threshold"):
-        check_thresholds(bad)
+        check_thresholds(positive=-0.1, negative=0.1)

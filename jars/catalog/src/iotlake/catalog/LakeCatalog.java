@@ -1,0 +1,364 @@
+package iotlake.catalog;
+
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.catalyst.analysis.NamespaceAlreadyExistsException;
+import org.apache.spark.sql.catalyst.analysis.NoSuchNamespaceException;
+import org.apache.spark.sql.catalyst.analysis.NoSuchTableException;
+import org.apache.spark.sql.catalyst.analysis.NonEmptyNamespaceException;
+import org.apache.spark.sql.catalyst.analysis.TableAlreadyExistsException;
+import org.apache.spark.sql.connector.catalog.CatalogManager;
+import org.apache.spark.sql.connector.catalog.CatalogPlugin;
+import org.apache.spark.sql.connector.catalog.Changelog;
+import org.apache.spark.sql.connector.catalog.ChangelogContext;
+import org.apache.spark.sql.connector.catalog.Column;
+import org.apache.spark.sql.connector.catalog.Identifier;
+import org.apache.spark.sql.connector.catalog.NamespaceChange;
+import org.apache.spark.sql.connector.catalog.StagedTable;
+import org.apache.spark.sql.connector.catalog.StagingTableCatalog;
+import org.apache.spark.sql.connector.catalog.SupportsNamespaces;
+import org.apache.spark.sql.connector.catalog.Table;
+import org.apache.spark.sql.connector.catalog.TableCatalog;
+import org.apache.spark.sql.connector.catalog.TableCatalogCapability;
+import org.apache.spark.sql.connector.catalog.TableChange;
+import org.apache.spark.sql.connector.catalog.TableInfo;
+import org.apache.spark.sql.connector.catalog.TableSummary;
+import org.apache.spark.sql.connector.catalog.TableWritePrivilege;
+import org.apache.spark.sql.connector.expressions.Transform;
+import org.apache.spark.sql.connector.metric.CustomMetric;
+import org.apache.spark.sql.types.StructType;
+import org.apache.spark.sql.util.CaseInsensitiveStringMap;
+
+/**
+ * A Databricks catalog name on open-source Spark: {@code C.S.T} is the session catalog's
+ * {@code C__S.T}.
+ *
+ * <p>Spark's session catalog ({@code spark_catalog}, Delta's {@code DeltaCatalog} here) knows
+ * only database.table, while Databricks code names tables catalog.schema.table. Registered as
+ * {@code spark.sql.catalog.C = iotlake.catalog.LakeCatalog} (at startup or later with
+ * {@code spark.conf.set}: Spark loads catalogs on first use), this catalog renames and forwards
+ * every call to the session catalog, so each table is one Delta table with one location and
+ * one log, readable by either name, and every Delta behaviour stays Delta's own.
+ */
+public final class LakeCatalog implements StagingTableCatalog, SupportsNamespaces {
+  private static final String SEPARATOR = "__";
+
+  private String name;
+  private volatile CatalogPlugin delegate;
+
+  // ---- Plugin: the name Spark registered us under is the prefix of our databases; the
+  // session catalog is looked up on first use, since Spark may still be building it when it
+  // initializes us.
+
+  @Override
+  public void initialize(String name, CaseInsensitiveStringMap options) {
+    this.name = name;
+  }
+
+  @Override
+  public String name() {
+    return name;
+  }
+
+  /** Databricks' default schema: {@code USE CATALOG C} then {@code t} names {@code C.default.t}. */
+  @Override
+  public String[] defaultNamespace() {
+    return new String[] {"default"};
+  }
+
+  private CatalogPlugin delegate() {
+    if (delegate == null) {
+      delegate =
+          SparkSession.active()
+              .sessionState()
+              .catalogManager()
+              .catalog(CatalogManager.SESSION_CATALOG_NAME());
+    }
+    return delegate;
+  }
+
+  private TableCatalog tables() {
+    return (TableCatalog) delegate();
+  }
+
+  private SupportsNamespaces namespaces() {
+    return (SupportsNamespaces) delegate();
+  }
+
+  private StagingTableCatalog staging() {
+    if (delegate() instanceof StagingTableCatalog staging) {
+      return staging;
+    }
+    throw new UnsupportedOperationException(
+        "catalog " + name + ": CREATE/REPLACE TABLE ... AS SELECT needs a session catalog that"
+            + " stages tables (Delta's DeltaCatalog); spark_catalog is "
+            + delegate().getClass().getName());
+  }
+
+  // ---- Names: one schema level maps onto one session database; anything else is an error
+  // naming the expected shape rather than a silent lookup of the wrong database.
+
+  private String prefix() {
+    return name.toLowerCase(Locale.ROOT) + SEPARATOR;
+  }
+
+  private String[] toSession(String[] namespace) {
+    if (namespace.length != 1) {
+      throw new IllegalArgumentException(
+          "catalog " + name + " holds schemas one level deep (" + name + ".schema.table); got"
+              + " namespace " + Arrays.toString(namespace) + " (" + namespace.length
+              + " levels)");
+    }
+    return new String[] {name + SEPARATOR + namespace[0]};
+  }
+
+  private Identifier toSession(Identifier ident) {
+    return Identifier.of(toSession(ident.namespace()), ident.name());
+  }
+
+  // ---- Namespaces: this catalog's schemas are the session databases named C__<schema>.
+
+  @Override
+  public String[][] listNamespaces() throws NoSuchNamespaceException {
+    return Arrays.stream(namespaces().listNamespaces())
+        .filter(ns -> ns.length == 1 && ns[0].toLowerCase(Locale.ROOT).startsWith(prefix()))
+        .map(ns -> new String[] {ns[0].substring(prefix().length())})
+        .toArray(String[][]::new);
+  }
+
+  @Override
+  public String[][] listNamespaces(String[] namespace) throws NoSuchNamespaceException {
+    if (namespace.length == 0) {
+      return listNamespaces();
+    }
+    return namespaces().listNamespaces(toSession(namespace));
+  }
+
+  @Override
+  public boolean namespaceExists(String[] namespace) {
+    return namespaces().namespaceExists(toSession(namespace));
+  }
+
+  @Override
+  public Map<String, String> loadNamespaceMetadata(String[] namespace)
+      throws NoSuchNamespaceException {
+    return namespaces().loadNamespaceMetadata(toSession(namespace));
+  }
+
+  @Override
+  public void createNamespace(String[] namespace, Map<String, String> metadata)
+      throws NamespaceAlreadyExistsException {
+    namespaces().createNamespace(toSession(namespace), metadata);
+  }
+
+  @Override
+  public void alterNamespace(String[] namespace, NamespaceChange... changes)
+      throws NoSuchNamespaceException {
+    namespaces().alterNamespace(toSession(namespace), changes);
+  }
+
+  @Override
+  public boolean dropNamespace(String[] namespace, boolean cascade)
+      throws NoSuchNamespaceException, NonEmptyNamespaceException {
+    return namespaces().dropNamespace(toSession(namespace), cascade);
+  }
+
+  // ---- Tables: every call renamed and forwarded, defaults included, so the session catalog's
+  // own overrides (Delta's time travel, write privileges, column defaults) answer, not
+  // TableCatalog's fallbacks. Listed names come back under the schema the caller asked for;
+  // the session catalog lists the session's temporary views too (no namespace): not ours.
+
+  @Override
+  public Set<TableCatalogCapability> capabilities() {
+    return tables().capabilities();
+  }
+
+  @Override
+  public Identifier[] listTables(String[] namespace) throws NoSuchNamespaceException {
+    return Arrays.stream(tables().listTables(toSession(namespace)))
+        .filter(ident -> ident.namespace().length == 1)
+        .map(ident -> Identifier.of(namespace, ident.name()))
+        .toArray(Identifier[]::new);
+  }
+
+  @Override
+  public TableSummary[] listTableSummaries(String[] namespace)
+      throws NoSuchNamespaceException, NoSuchTableException {
+    return Arrays.stream(tables().listTableSummaries(toSession(namespace)))
+        .filter(s -> s.identifier().namespace().length == 1)
+        .map(s -> TableSummary.of(Identifier.of(namespace, s.identifier().name()), s.tableType()))
+        .toArray(TableSummary[]::new);
+  }
+
+  @Override
+  public Table loadTable(Identifier ident) throws NoSuchTableException {
+    return tables().loadTable(toSession(ident));
+  }
+
+  @Override
+  public Table loadTable(Identifier ident, Set<TableWritePrivilege> privileges)
+      throws NoSuchTableException {
+    return tables().loadTable(toSession(ident), privileges);
+  }
+
+  @Override
+  public Table loadTable(Identifier ident, String version) throws NoSuchTableException {
+    return tables().loadTable(toSession(ident), version);
+  }
+
+  @Override
+  public Table loadTable(Identifier ident, long timestamp) throws NoSuchTableException {
+    return tables().loadTable(toSession(ident), timestamp);
+  }
+
+  @Override
+  public Changelog loadChangelog(
+      Identifier ident, ChangelogContext context, CaseInsensitiveStringMap options)
+      throws NoSuchTableException {
+    return tables().loadChangelog(toSession(ident), context, options);
+  }
+
+  @Override
+  public void invalidateTable(Identifier ident) {
+    tables().invalidateTable(toSession(ident));
+  }
+
+  @Override
+  public boolean tableExists(Identifier ident) {
+    return tables().tableExists(toSession(ident));
+  }
+
+  @Override
+  @SuppressWarnings("deprecation")
+  public Table createTable(
+      Identifier ident, StructType schema, Transform[] partitions, Map<String, String> properties)
+      throws TableAlreadyExistsException, NoSuchNamespaceException {
+    return tables().createTable(toSession(ident), schema, partitions, properties);
+  }
+
+  @Override
+  @SuppressWarnings("deprecation")
+  public Table createTable(
+      Identifier ident, Column[] columns, Transform[] partitions, Map<String, String> properties)
+      throws TableAlreadyExistsException, NoSuchNamespaceException {
+    return tables().createTable(toSession(ident), columns, partitions, properties);
+  }
+
+  @Override
+  public Table createTable(Identifier ident, TableInfo info)
+      throws TableAlreadyExistsException, NoSuchNamespaceException {
+    return tables().createTable(toSession(ident), info);
+  }
+
+  @Override
+  public Table createTableLike(Identifier ident, TableInfo info, Table source)
+      throws TableAlreadyExistsException, NoSuchNamespaceException {
+    return tables().createTableLike(toSession(ident), info, source);
+  }
+
+  @Override
+  public boolean useNullableQuerySchema() {
+    return tables().useNullableQuerySchema();
+  }
+
+  @Override
+  public Table alterTable(Identifier ident, TableChange... changes) throws NoSuchTableException {
+    return tables().alterTable(toSession(ident), changes);
+  }
+
+  @Override
+  public boolean dropTable(Identifier ident) {
+    return tables().dropTable(toSession(ident));
+  }
+
+  @Override
+  public boolean purgeTable(Identifier ident) {
+    return tables().purgeTable(toSession(ident));
+  }
+
+  @Override
+  public void renameTable(Identifier from, Identifier to)
+      throws NoSuchTableException, TableAlreadyExistsException {
+    tables().renameTable(toSession(from), toSession(to));
+  }
+
+  // ---- Staging: CTAS, RTAS and saveAsTable's overwrite are atomic in Delta because Delta
+  // stages them; forwarding keeps that (Spark picks the staged plan when we are one).
+
+  @Override
+  @SuppressWarnings("deprecation")
+  public StagedTable stageCreate(
+      Identifier ident, StructType schema, Transform[] partitions, Map<String, String> properties)
+      throws TableAlreadyExistsException, NoSuchNamespaceException {
+    return staging().stageCreate(toSession(ident), schema, partitions, properties);
+  }
+
+  @Override
+  @SuppressWarnings("deprecation")
+  public StagedTable stageCreate(
+      Identifier ident, Column[] columns, Transform[] partitions, Map<String, String> properties)
+      throws TableAlreadyExistsException, NoSuchNamespaceException {
+    return staging().stageCreate(toSession(ident), columns, partitions, properties);
+  }
+
+  @Override
+  public StagedTable stageCreate(Identifier ident, TableInfo info)
+      throws TableAlreadyExistsException, NoSuchNamespaceException {
+    return staging().stageCreate(toSession(ident), info);
+  }
+
+  @Override
+  @SuppressWarnings("deprecation")
+  public StagedTable stageReplace(
+      Identifier ident, StructType schema, Transform[] partitions, Map<String, String> properties)
+      throws NoSuchNamespaceException, NoSuchTableException {
+    return staging().stageReplace(toSession(ident), schema, partitions, properties);
+  }
+
+  @Override
+  @SuppressWarnings("deprecation")
+  public StagedTable stageReplace(
+      Identifier ident, Column[] columns, Transform[] partitions, Map<String, String> properties)
+      throws NoSuchNamespaceException, NoSuchTableException {
+    return staging().stageReplace(toSession(ident), columns, partitions, properties);
+  }
+
+  @Override
+  public StagedTable stageReplace(Identifier ident, TableInfo info)
+      throws NoSuchNamespaceException, NoSuchTableException {
+    return staging().stageReplace(toSession(ident), info);
+  }
+
+  @Override
+  @SuppressWarnings("deprecation")
+  public StagedTable stageCreateOrReplace(
+      Identifier ident, StructType schema, Transform[] partitions, Map<String, String> properties)
+      throws NoSuchNamespaceException {
+    return staging().stageCreateOrReplace(toSession(ident), schema, partitions, properties);
+  }
+
+  @Override
+  @SuppressWarnings("deprecation")
+  public StagedTable stageCreateOrReplace(
+      Identifier ident, Column[] columns, Transform[] partitions, Map<String, String> properties)
+      throws NoSuchNamespaceException {
+    return staging().stageCreateOrReplace(toSession(ident), columns, partitions, properties);
+  }
+
+  @Override
+  public StagedTable stageCreateOrReplace(Identifier ident, TableInfo info)
+      throws NoSuchNamespaceException {
+    return staging().stageCreateOrReplace(toSession(ident), info);
+  }
+
+  @Override
+  public CustomMetric[] supportedCustomMetrics() {
+    return delegate() instanceof StagingTableCatalog staging
+        ? staging.supportedCustomMetrics()
+        : new CustomMetric[0];
+  }
+}

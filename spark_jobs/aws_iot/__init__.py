@@ -1,1 +1,0 @@
-"""AWS IoT PoC: simulated devices -> Kinesis -> Structured Streaming -> Delta on S3."""

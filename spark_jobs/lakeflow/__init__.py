@@ -1,0 +1,1 @@
+"""The Lakeflow Declarative Pipelines API and its loaders, as iotlake runs them."""

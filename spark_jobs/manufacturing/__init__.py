@@ -1,1 +1,0 @@
-"""IoT time-series anomaly detection: sensor and inspection CSVs -> Auto Loader -> Delta."""

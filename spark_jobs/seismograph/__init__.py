@@ -1,1 +1,0 @@
-"""Distributed seismograph (DAIS 2023 "motion" demo): phones -> Kinesis -> medallion."""

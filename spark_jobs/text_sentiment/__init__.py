@@ -1,1 +1,0 @@
-"""DLT Twitter demo: post files -> Auto Loader bronze -> English silver -> sentiment gold."""
