@@ -6,7 +6,7 @@ body, and a muted flag. Evaluating it runs the query with delta-rs (DataFusion),
 not exist yet. A muted alert is still evaluated and shown; muting only means nobody is
 notified, as in Databricks, where the manufacturing original creates its alert muted.
 
-The manufacturing alert (SEEDS.md §2.6)::
+The manufacturing alert (docs/originals.md, manufacturing)::
 
     SELECT count(*) AS defects_count FROM anomaly_detected
     WHERE timestamp > current_timestamp() - INTERVAL 10 MINUTES      -- fires when > 0

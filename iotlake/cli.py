@@ -218,6 +218,11 @@ def pipeline_run(
     from spark_jobs.session import spark_session
 
     variables = _pairs(var, "--var")
+    errors = (PipelineError, PipelineSettingsError, SqlPipelineError, ValueError)
+    try:  # settings and files first: a mistake is one line, before Spark starts
+        load(path, settings(), target=bundle_target, variables=variables)
+    except errors as error:
+        raise fail(str(error), 2) from None
     spark = spark_session(settings(), f"iotlake-pipeline-{path.name}")
     spark.sparkContext.setLogLevel("ERROR")
     try:
@@ -230,7 +235,7 @@ def pipeline_run(
             run_once(spark, settings(), pipeline, report=typer.echo)
     except KeyboardInterrupt:
         typer.echo("stopped")
-    except (PipelineError, PipelineSettingsError, SqlPipelineError, ExpectationFailed) as error:
+    except (*errors, ExpectationFailed, RuntimeError) as error:
         raise fail(str(error)) from None
     finally:
         spark.stop()

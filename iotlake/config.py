@@ -168,7 +168,7 @@ class PipelinesConfig(_Section):
 
 
 class SeismographConfig(_Section):
-    """The DAIS motion demo's numbers (SEEDS.md): bins, windows and watermark."""
+    """The DAIS motion demo's numbers (docs/originals.md): bins, windows and watermark."""
 
     transport: Literal["kinesis", "kafka"] = "kinesis"
     stream: str = "dais2023"
@@ -226,7 +226,7 @@ class TextSentimentConfig(_Section):
 
 
 class ManufacturingConfig(_Section):
-    """The IoT time-series solution: its landing paths and its SQL alert (SEEDS.md §2.6).
+    """The IoT time-series solution: its landing paths and SQL alert (docs/originals.md).
 
     The alert counts `anomaly_detected` rows newer than `alert_minutes` and fires when there
     are any; it starts muted as the original does (it still evaluates and shows, it only

@@ -1,6 +1,6 @@
 """Manufacturing: the original "IOT Anomaly Detection" dashboard and its SQL alert.
 
-Widgets as in the original (SEEDS.md §2.5): Device ID and Model ID filters, the Defects
+Widgets as in the original (docs/originals.md): Device ID and Model ID filters, the Defects
 Flagged and Non Defects counters, inspections by week, % defect rate by factory, and the
 density and temperature scatters; above them, the state of the `Defects detected` alert.
 A model is fixed per device, so the Model ID filter narrows the devices every widget reads.

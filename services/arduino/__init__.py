@@ -1,6 +1,6 @@
 """The Arduino system's edge: a simulated board publishing over MQTT, and the MQTT -> Kafka bridge.
 
-MQTT topics and the Kafka topic each is forwarded to (SEEDS.md, arduino):
+MQTT topics and the Kafka topic each is forwarded to (docs/originals.md, arduino):
 `dht_temp` -> `dht_temp`, `dht_hum` -> `dht_hum`, `sr04_distance` -> `sr04_distance`,
 `pir_test/1` -> `pir_test`. Payloads are `{"msg": "<integer as string>"}` as the original sent.
 """

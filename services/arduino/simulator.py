@@ -1,6 +1,6 @@
 """The simulated Arduino board: DHT11, SR04 and PIR readings published over MQTT with QoS 1.
 
-What the original board sent (SEEDS.md, arduino): `{"msg": "<integer as string>"}` on
+What the original board sent (docs/originals.md, arduino): `{"msg": "<integer as string>"}` on
 `dht_temp` (temperature, about 18-30 °C) and `dht_hum` (humidity, about 23-65 %), the SR04's
 distance in cm on `sr04_distance` (2-400 cm, measured often), and `{"msg": "1"}` on
 `pir_test/1` for each movement the PIR sensor detects. The replay notebook published a DHT

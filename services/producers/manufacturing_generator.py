@@ -1,6 +1,6 @@
 """The manufacturing system's data generator: sensor and inspection CSV files for Auto Loader.
 
-It follows the Databricks IoT time-series solution's generator (SEEDS.md §2.2):
+It follows the Databricks IoT time-series solution's generator (docs/originals.md, manufacturing):
 
 - devices 1..N drawn uniformly per row; factory and model fixed per device by Spark's
   Murmur3 `hash(device_id)` (seed 42), `abs(hash % 5)` and `abs(hash % 14)`;

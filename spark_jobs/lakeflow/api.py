@@ -17,6 +17,7 @@ Arguments iotlake cannot honour are accepted and logged once, never silently wro
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -316,3 +317,25 @@ def read(name: str) -> DataFrame:
 def read_stream(name: str) -> DataFrame:
     """A dataset of this pipeline, or any table by name, as a stream."""
     return _pipeline("read_stream").read(name, streaming=True)
+
+
+def _refused(name: str, instead: str) -> Callable[..., Any]:
+    """A Lakeflow function iotlake does not run: calling it stops the load with one line
+    naming the caller's file and line and what to write instead."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        caller = inspect.stack()[1]
+        raise NotImplementedError(
+            f"{caller.filename}:{caller.lineno}: dlt.{name} is not supported by iotlake; {instead}"
+        )
+
+    refuse.__name__ = name
+    return refuse
+
+
+_CDC_INSTEAD = "MERGE the changes into a table in a job (`iotlake job run`) with DeltaTable.merge"
+apply_changes = create_auto_cdc_flow = _refused("create_auto_cdc_flow", _CDC_INSTEAD)
+apply_changes_from_snapshot = _refused("apply_changes_from_snapshot", _CDC_INSTEAD)
+create_auto_cdc_from_snapshot_flow = _refused("create_auto_cdc_from_snapshot_flow", _CDC_INSTEAD)
+create_sink = _refused("create_sink", "write to a table and read it from the other system")
+foreach_batch_sink = _refused("foreach_batch_sink", "use writeStream.foreachBatch in a job")

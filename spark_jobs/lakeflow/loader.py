@@ -136,6 +136,7 @@ class Pipeline:
                     api.registry.loading = previous
                     self._file = None
         self._ship_modules()
+        self._check_parameters()
         for spec in self.specs.values():
             if spec.is_flow and spec.target in self.specs:
                 spec.path = self.specs[spec.target].path
@@ -165,7 +166,10 @@ class Pipeline:
         module = importlib.util.module_from_spec(spec)
         module.spark = self.session  # type: ignore[attr-defined]
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except NotImplementedError as error:  # a Lakeflow function iotlake refuses (api)
+            raise PipelineError(str(error)) from None
 
     def _load_sql(self, path: Path) -> None:
         parsed = sql.parse_text(self._substituted(path), str(path))
@@ -327,18 +331,25 @@ class Pipeline:
 
     def _arguments(self, spec: api.TableSpec) -> dict[str, Any]:
         """iotlake's convenience: parameters named `spark` or after a dataset are passed in."""
-        arguments: dict[str, Any] = {}
-        for name in inspect.signature(spec.function).parameters:  # type: ignore[arg-type]
-            if name == "spark":
-                arguments[name] = self.session
-            elif name in self.specs:
-                arguments[name] = self.read(name, streaming=not spec.materialized)
-            else:
-                raise PipelineError(
-                    f"{spec.file}: parameter '{name}' of {spec.name} is neither `spark` nor a "
-                    f"dataset of {self.name}; read upstream data with dlt.read_stream('<name>')"
-                )
-        return arguments
+        return {
+            name: self.session
+            if name == "spark"
+            else self.read(name, streaming=not spec.materialized)
+            for name in inspect.signature(spec.function).parameters  # type: ignore[arg-type]
+        }
+
+    def _check_parameters(self) -> None:
+        """Refuse, when the files load, a parameter iotlake could not pass."""
+        for spec in self.specs.values():
+            if spec.function is None:
+                continue
+            for name in inspect.signature(spec.function).parameters:
+                if name != "spark" and name not in self.specs:
+                    raise PipelineError(
+                        f"{spec.file}: parameter '{name}' of {spec.name} is neither `spark` "
+                        f"nor a dataset of {self.name}; read upstream data with "
+                        "dlt.read_stream('<name>') instead"
+                    )
 
     # -- resolving ---------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The manufacturing generator lands what the original's generator lands (SEEDS.md §2.2)."""
+"""The manufacturing generator lands what the original's generator lands (docs/originals.md)."""
 
 from __future__ import annotations
 

@@ -150,9 +150,14 @@ def test_posts_land_as_objects_in_the_landing_bucket_of_an_s3_lake(stack):
     result = run(settings, options, report=lambda line: None)
 
     s3 = boto3.client("s3", **settings.aws.boto3_kwargs())
-    listed = s3.list_objects_v2(Bucket=settings.lake.landing_bucket, Prefix=f"{landing}/")
+    bucket = f"s3://{settings.lake.landing_bucket}/"
+    assert uri.startswith(bucket)
+    # The volume path is the object key: s3://<landing bucket>/Volumes/<catalog>/...
+    assert uri.removeprefix(bucket) == landing.removeprefix("/")
+    listed = s3.list_objects_v2(
+        Bucket=settings.lake.landing_bucket, Prefix=f"{uri.removeprefix(bucket)}/"
+    )
     keys = sorted(item["Key"] for item in listed.get("Contents", []))
-    assert uri.startswith(f"s3://{settings.lake.landing_bucket}/")
     assert result.files == 3
     assert [key.rsplit("/", 1)[1] for key in keys] == [
         f.name for f in batches(generate_posts(StreamConfig(seed=8), START_MS, 12, rate=200.0))

@@ -830,3 +830,25 @@ def test_a_pipeline_that_cannot_run_is_refused_in_one_line_naming_file_and_fix(
     assert "; " in message  # the problem, then the fix
     for part in says:
         assert part in message
+
+
+def test_a_lakeflow_function_iotlake_does_not_run_is_refused_at_its_line(tmp_path):
+    settings = settings_for(tmp_path)
+    code = """
+        import dlt
+
+        dlt.create_streaming_table("target")
+        dlt.create_auto_cdc_flow(target="target", source="changes", keys=["id"])
+        """
+    files = {
+        "spark-pipeline.yml": spark_pipeline_yml("cdc", "lf", "cdc", {}),
+        "transformations/cdc.py": code,
+    }
+    folder = write_folder(tmp_path / "pipeline", files)
+
+    with pytest.raises(PipelineError) as caught:
+        runner.load(folder, settings)
+
+    message = str(caught.value)
+    assert "cdc.py:4: dlt.create_auto_cdc_flow is not supported" in message
+    assert "DeltaTable.merge" in message

@@ -1,6 +1,6 @@
 """The manufacturing tables computed again with pandas alone, from the landed CSV files.
 
-Each function implements the definition in SEEDS.md §2.3-2.4 directly (not through Spark or
+Each function implements the definition in docs/originals.md directly (not through Spark or
 tempo), so a pipeline table equal to its result is right by an independent route:
 EMA with null lags counted as 0, hourly means ignoring nulls, and an as-of join by device in
 which a sensor hour equal to the inspection's time counts and each sensor column takes its
