@@ -36,6 +36,10 @@ Kind = Literal["table", "streaming", "materialized", "view"]
 _EXPECTATIONS_ATTR = "__lakeflow_expectations__"
 
 
+class PipelineError(Exception):
+    """A pipeline's code cannot be run as written; one line naming the file and the fix."""
+
+
 @dataclass(frozen=True)
 class Expectation:
     """A named SQL condition every row should meet, and what to do with rows that don't."""
