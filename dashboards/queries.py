@@ -404,3 +404,24 @@ def sensor_features_by_day(settings: Settings, devices: list[int] | None = None)
     )
     columns = ["day", "defect", "density", "temperature"]
     return query(settings, MANUFACTURING, "inspection_silver", sql, columns)
+
+
+# A pipeline whose event log has batches this recent is running.
+RECENT_MINUTES = 10
+
+
+def recent_rows(settings: Settings, system: str, now: datetime | None = None) -> int | None:
+    """Rows the system's pipeline wrote into its tables in the last RECENT_MINUTES, by its
+    event log; None when it logged no batch in that time (it is not running)."""
+    table = open_table(settings, system, "event_log")
+    if table is None:
+        return None
+    log = table.to_pandas(columns=["timestamp", "expectation", "rows_out"])
+    if log.empty:
+        return None
+    stamps = pd.to_datetime(log["timestamp"], utc=True)
+    since = pd.Timestamp(now or datetime.now().astimezone()) - pd.Timedelta(minutes=RECENT_MINUTES)
+    recent = log[stamps >= since]
+    if recent.empty:
+        return None
+    return int(recent.loc[recent["expectation"].isna(), "rows_out"].fillna(0).sum())

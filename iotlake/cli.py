@@ -441,18 +441,20 @@ def gateway(
         str | None, typer.Option(help="bind address; 0.0.0.0 for phones on the LAN")
     ] = None,
     port: Annotated[int | None, typer.Option(help="default: gateway.port")] = None,
-    to: Annotated[str, typer.Option("--to", help="kinesis, kafka or both")] = "kinesis",
+    to: Annotated[
+        str | None, typer.Option("--to", help="kinesis, kafka or both (default: the transport)")
+    ] = None,
     certfile: Annotated[
         Path | None, typer.Option(help="TLS certificate: phones send motion only over HTTPS")
     ] = None,
     keyfile: Annotated[Path | None, typer.Option(help="TLS key (PEM)")] = None,
 ) -> None:
-    """Serve the seismograph phone page and forward its events to `dais2023`."""
+    """Serve the seismograph phone page and forward its events to `seismograph.stream`."""
     import logging
 
     from services.gateway.server import TARGETS, GatewayError, serve
 
-    if to not in TARGETS:
+    if to is not None and to not in TARGETS:
         raise fail(f"--to {to!r}: use kinesis, kafka or both", 2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:

@@ -45,8 +45,21 @@ def chart(figure: go.Figure, key: str) -> None:
 
 
 def empty_state(system: str, table: str) -> None:
-    """Say which table has no data yet and which command fills it."""
-    st.info(f"No data yet in `{table}` — start the pipeline with `iotlake run {system}`")
+    """Say which table has no data yet, and whether its pipeline runs (the demo's job is up,
+    or its event log has recent batches) or which command starts it."""
+    from dashboards.queries import RECENT_MINUTES, recent_rows
+    from services.embedded.stack import is_running
+
+    written = recent_rows(settings(), system)
+    if written is not None:
+        st.info(
+            f"Waiting for the first batch of `{table}`: the {system} pipeline runs "
+            f"({written:,} rows into its tables in the last {RECENT_MINUTES} minutes)"
+        )
+    elif is_running(settings(), "pipelines"):
+        st.info(f"Waiting for the first batch of `{table}`: the pipelines are starting")
+    else:
+        st.info(f"No data yet in `{table}` — start the pipeline with `iotlake run {system}`")
 
 
 def read(reader: Callable[[], pd.DataFrame], system: str, table: str) -> pd.DataFrame | None:

@@ -91,6 +91,11 @@ def _running(settings: Settings, name: str) -> Handle | None:
     return handle if handle and handle.process() else None
 
 
+def is_running(settings: Settings, name: str) -> bool:
+    """Whether the service or job `name` that `iotlake up`/`demo` started is alive."""
+    return _running(settings, name) is not None
+
+
 def _preflight(specs: list[ServiceSpec]) -> None:
     """Fail before starting anything if a binary is missing or a port is taken."""
     for spec in specs:

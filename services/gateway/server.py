@@ -2,8 +2,9 @@
 
 The DAIS 2023 page wrote each event straight to Kinesis with Cognito credentials. Locally a
 phone cannot hold emulator credentials, so it POSTs to this gateway instead, which checks
-every event and forwards the valid ones, unchanged in meaning, to Kinesis stream `dais2023`
-(PartitionKey `partition-<device>`) and/or Kafka topic `dais2023` (same key).
+every event and forwards the valid ones, unchanged in meaning, to the Kinesis stream
+`seismograph.stream` (`dais2023`; PartitionKey `partition-<device>`) and/or the Kafka topic of
+that name (same key), by `seismograph.transport` unless told otherwise.
 
 `POST /events` takes one event object or a JSON array of them:
 `{"magnitude": 3, "time": "2023-05-24T18:56:56.800Z", "device": "client-61751e743724"}`.
@@ -47,8 +48,6 @@ from iotlake.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("iotlake.gateway")
 
-STREAM = "dais2023"
-TOPIC = "dais2023"
 TARGETS = ("kinesis", "kafka", "both")
 FIELDS = ("magnitude", "time", "device")
 # The page batches about 5 events a second; 50 leaves room for a phone catching up after a
@@ -305,7 +304,7 @@ class KinesisForwarder:
     name = "kinesis"
     batch_limit = 500  # PutRecords' own limit
 
-    def __init__(self, settings: Settings, stream: str = STREAM, attempts: int = 5) -> None:
+    def __init__(self, settings: Settings, stream: str, attempts: int = 5) -> None:
         import boto3
         from botocore.config import Config
 
@@ -397,7 +396,7 @@ class KafkaForwarder:
 
     name = "kafka"
 
-    def __init__(self, settings: Settings, topic: str = TOPIC, timeout: float = 15.0) -> None:
+    def __init__(self, settings: Settings, topic: str, timeout: float = 15.0) -> None:
         from confluent_kafka import Producer
 
         self.topic = topic
@@ -585,12 +584,17 @@ def _refusal(rejected: list[tuple[int, Rejection]]) -> Reply:
 
 def build_gateway(
     settings: Settings,
-    target: str = "kinesis",
-    stream: str = STREAM,
-    topic: str = TOPIC,
+    target: str | None = None,
+    stream: str | None = None,
+    topic: str | None = None,
     check: bool = True,
 ) -> Gateway:
-    """A gateway forwarding to `target` (kinesis, kafka or both), checked reachable."""
+    """A gateway forwarding to `target` (kinesis, kafka or both; by default the configured
+    `seismograph.transport`), checked reachable. The stream and topic default to
+    `seismograph.stream`, where the pipeline reads."""
+    target = target or settings.seismograph.transport
+    stream = stream or settings.seismograph.stream
+    topic = topic or settings.seismograph.stream
     if target not in TARGETS:
         raise GatewayError(f"target {target!r} is unknown; use one of {', '.join(TARGETS)}")
     forwarders: list[Forwarder] = []
@@ -774,7 +778,7 @@ def make_server(
 
 def serve(
     settings: Settings,
-    target: str = "kinesis",
+    target: str | None = None,
     host: str | None = None,
     port: int | None = None,
     certfile: str | Path | None = None,
@@ -843,7 +847,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, help="port (default: gateway.port in settings)")
     parser.add_argument(
-        "--target", choices=TARGETS, default="kinesis", help="where events go (default kinesis)"
+        "--target", choices=TARGETS, help="where events go (default: seismograph.transport)"
     )
     parser.add_argument("--certfile", help="TLS certificate (PEM); phones need HTTPS for motion")
     parser.add_argument("--keyfile", help="TLS private key (PEM), if not inside --certfile")

@@ -58,6 +58,10 @@ def run_job(
     text = path.read_text()
     catalog.use_catalogs(spark, sorted(set(_THREE_PART.findall(text))))
     pipeline = job_pipeline(spark, settings, path, conf or {})
+    # Delta looks tables up through the JVM thread's active session; a job run on another
+    # thread than the one that built the session (a test, a scheduler) has none.
+    jvm = spark._jvm  # type: ignore[attr-defined]
+    jvm.org.apache.spark.sql.SparkSession.setActiveSession(spark._jsparkSession)
     with _volumes_in_writers(pipeline.path):
         return runpy.run_path(
             str(path), init_globals={"spark": pipeline.session}, run_name="__main__"

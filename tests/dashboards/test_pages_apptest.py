@@ -15,6 +15,7 @@ from tests.dashboards.seed import (
     POC_END,
     SCHEMAS,
     SeededSystem,
+    event_log,
     seed_lake,
     seed_seismograph,
     write_table,
@@ -163,3 +164,17 @@ def test_seismograph_page_reads_tables_on_s3(stack, tmp_path, monkeypatch):
         assert len(app.get("plotly_chart")) == 4
     finally:
         st.cache_resource.clear()
+
+
+def test_an_empty_table_of_a_running_pipeline_says_it_waits_for_its_first_batch(empty_lake):
+    log = event_log("seismograph", "sensor", batches=2)
+    log["timestamp"] = pd.Timestamp.now(tz="UTC").floor("s")  # batches just written
+    write_table(empty_lake, "seismograph", "event_log", log)
+    written = int(log.loc[log["expectation"].isna(), "rows_out"].sum())
+
+    app = _open("views/seismograph.py")
+
+    message = app.info[0].value
+    assert "Waiting for the first batch of `global_stat`" in message
+    assert f"{written:,} rows into its tables" in message
+    assert "start the pipeline" not in message

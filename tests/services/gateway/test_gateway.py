@@ -31,8 +31,6 @@ from confluent_kafka import Consumer, TopicPartition
 from iotlake.config import Settings
 from services.gateway.server import (
     MAX_EVENTS_PER_REQUEST,
-    STREAM,
-    TOPIC,
     Gateway,
     GatewayError,
     GatewayServer,
@@ -69,7 +67,8 @@ def running_gateway(
 class KinesisTail:
     """What arrives on every shard of a stream from the moment this object is made."""
 
-    def __init__(self, settings: Settings, stream: str = STREAM) -> None:
+    def __init__(self, settings: Settings, stream: str | None = None) -> None:
+        stream = stream or settings.seismograph.stream  # where the gateway forwards
         self.client = boto3.client("kinesis", **settings.aws.boto3_kwargs())
         shards = self.client.list_shards(StreamName=stream)["Shards"]
         self.iterators = {
@@ -105,7 +104,8 @@ class KinesisTail:
 class KafkaTail:
     """What arrives on every partition of a topic from the moment this object is made."""
 
-    def __init__(self, settings: Settings, topic: str = TOPIC) -> None:
+    def __init__(self, settings: Settings, topic: str | None = None) -> None:
+        topic = topic or settings.seismograph.stream
         self.consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -416,6 +416,20 @@ def test_start_fails_clearly_when_the_stream_or_topic_is_missing(stack):
         build_gateway(stack, "kinesis", stream="no-such-stream")
     with pytest.raises(GatewayError, match="iotlake provision seismograph"):
         build_gateway(stack, "kafka", topic="no-such-topic")
+
+
+def test_the_configured_transport_and_stream_are_where_events_go(stack):
+    configured = stack.model_copy(
+        update={
+            "seismograph": stack.seismograph.model_copy(
+                update={"transport": "kafka", "stream": "gateway-configured"}
+            )
+        }
+    )
+
+    # Nothing names a target or a topic: the settings do, and the topic is checked.
+    with pytest.raises(GatewayError, match="'gateway-configured'"):
+        build_gateway(configured)
 
 
 def test_start_fails_clearly_when_the_broker_is_down(stack):
