@@ -231,6 +231,12 @@ def _ids(expression) -> set[int]:
     return {attribute.exprId().id() for attribute in _seq(expression.references().toSeq())}
 
 
+def _derived(expression, keys: set[int]) -> bool:
+    """Computed from key columns alone (a constant, referencing nothing, is not a key)."""
+    references = _ids(expression)
+    return bool(references) and references <= keys
+
+
 def _grouping_columns(plan) -> tuple[str, ...]:
     """Output columns computed from the aggregate's grouping expressions alone: the keys a
     changed group's row replaces its earlier row by. Empty when the plan is not a chain of
@@ -244,14 +250,11 @@ def _grouping_columns(plan) -> tuple[str, ...]:
         above.append(node)
         node = children[0]
     grouped = set().union(*(_ids(e) for e in _seq(node.groupingExpressions())))
-    keys = {
-        e.exprId().id() for e in _seq(node.aggregateExpressions()) if _ids(e) and _ids(e) <= grouped
-    }
+    keys = {e.exprId().id() for e in _seq(node.aggregateExpressions()) if _derived(e, grouped)}
     for parent in reversed(above):
+        # A projection keeps a key column (it references itself) and derives new ones.
         if parent.getClass().getSimpleName() == "Project":
-            keys = {
-                e.exprId().id() for e in _seq(parent.projectList()) if _ids(e) and _ids(e) <= keys
-            } | {e.exprId().id() for e in _seq(parent.projectList()) if e.exprId().id() in keys}
+            keys = {e.exprId().id() for e in _seq(parent.projectList()) if _derived(e, keys)}
     return tuple(a.name() for a in _seq(plan.output()) if a.exprId().id() in keys)
 
 
