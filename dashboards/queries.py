@@ -15,16 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
-from urllib.parse import urlparse
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, QueryBuilder
-from deltalake.exceptions import TableNotFoundError
 
 from iotlake.config import Settings
+from spark_jobs.io import storage
 
 SEISMOGRAPH = "seismograph"
 AWS_IOT = "aws-iot"
@@ -35,29 +33,9 @@ MANUFACTURING = "manufacturing"
 SYSTEMS: tuple[str, ...] = (SEISMOGRAPH, AWS_IOT, ARDUINO, TEXT_SENTIMENT, MANUFACTURING)
 
 
-def table_uri(settings: Settings, system: str, table: str) -> str:
-    """Where a table lives: `{lake_root}/{system}/{table}`; local roots become absolute."""
-    root = settings.lake_root
-    if urlparse(root).scheme in ("", "file"):
-        local = urlparse(root).path if root.startswith("file:") else root
-        return str(Path(local).resolve() / system / table)
-    return f"{root.rstrip('/')}/{system}/{table}"
-
-
-def _storage_options(settings: Settings, uri: str) -> dict[str, str] | None:
-    """The S3 endpoint and credentials for object-store tables; nothing for local ones."""
-    if urlparse(uri).scheme in ("s3", "s3a"):
-        return settings.aws.object_store_options()
-    return None
-
-
 def open_table(settings: Settings, system: str, table: str) -> DeltaTable | None:
     """The table's newest version, or None while no pipeline has created it."""
-    uri = table_uri(settings, system, table)
-    try:
-        return DeltaTable(uri, storage_options=_storage_options(settings, uri))
-    except TableNotFoundError:
-        return None
+    return storage.open_table(settings, system, table)
 
 
 def query(

@@ -21,11 +21,10 @@ from typing import Literal
 
 import pandas as pd
 import pyarrow as pa
-from deltalake import DeltaTable, QueryBuilder
-from deltalake.exceptions import TableNotFoundError
+from deltalake import QueryBuilder
 
 from iotlake.config import Settings
-from spark_jobs.io.storage import storage_options, table_uri
+from spark_jobs.io.storage import open_table
 
 State = Literal["TRIGGERED", "OK", "UNKNOWN"]
 
@@ -121,10 +120,8 @@ def _literal(instant: datetime) -> str:
 def evaluate(settings: Settings, alert: Alert, now: datetime | None = None) -> AlertStatus:
     """Run the alert's query for the window ending `now` (the wall clock by default)."""
     now = now or datetime.now(UTC)
-    uri = table_uri(settings, alert.system, alert.table)
-    try:
-        table = DeltaTable(uri, storage_options=storage_options(settings, uri) or None)
-    except TableNotFoundError:
+    table = open_table(settings, alert.system, alert.table)
+    if table is None:
         return AlertStatus(alert, "UNKNOWN", None, now)
     sql = alert.sql.format(since=_literal(now - timedelta(minutes=alert.minutes)))
     result = pa.table(QueryBuilder().register(alert.table, table).execute(sql)).to_pandas()

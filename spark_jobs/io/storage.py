@@ -86,6 +86,19 @@ def storage_options(settings: Settings, uri: str) -> dict[str, str]:
     return {}
 
 
+def open_table(settings: Settings, *parts: str):
+    """The Delta table at `table_uri(settings, *parts)` opened with delta-rs (no JVM), or
+    None while nothing has created it: the one way the dashboard, alerts and CLI open one."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    uri = table_uri(settings, *parts)
+    try:
+        return DeltaTable(uri, storage_options=storage_options(settings, uri) or None)
+    except TableNotFoundError:
+        return None
+
+
 def encode_options(options: dict[str, str]) -> str:
     """Storage options as one data source option value (options are flat strings)."""
     return json.dumps(options, sort_keys=True)

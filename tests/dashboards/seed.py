@@ -16,8 +16,9 @@ import pandas as pd
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from dashboards.queries import AWS_IOT, SEISMOGRAPH, table_uri
+from dashboards.queries import AWS_IOT, SEISMOGRAPH
 from iotlake.config import Settings
+from spark_jobs.io.storage import table_uri
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 

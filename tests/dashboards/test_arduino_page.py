@@ -14,8 +14,9 @@ import streamlit as st
 from deltalake import write_deltalake
 from streamlit.testing.v1 import AppTest
 
-from dashboards.queries import ARDUINO, table_uri
+from dashboards.queries import ARDUINO
 from iotlake.config import Settings, load_settings
+from spark_jobs.io.storage import table_uri
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 PAGE = "views/arduino.py"

@@ -23,9 +23,10 @@ import streamlit as st
 from deltalake import write_deltalake
 from streamlit.testing.v1 import AppTest
 
-from dashboards.queries import MANUFACTURING, table_uri
+from dashboards.queries import MANUFACTURING
 from iotlake.config import Settings, load_settings
 from services.producers.manufacturing_generator import BatchConfig, generate_batch
+from spark_jobs.io.storage import table_uri
 from tests.conftest import free_port
 from tests.dashboards.test_dashboard_browser import (  # noqa: F401 (browser is a fixture)
     APP,

@@ -11,6 +11,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from dashboards import queries
 from iotlake.config import Settings, load_settings
+from spark_jobs.io.storage import table_uri
 from tests.dashboards.seed import POC_END, SCHEMAS, SeededSystem, seed_lake
 
 
@@ -72,7 +73,7 @@ def test_window_falls_back_to_a_subquery_when_files_carry_no_statistics(tmp_path
     settings = load_settings(profile="embedded", target="dev", lake={"root": str(tmp_path)})
     minutes = pd.date_range(end=POC_END, periods=90, freq="min")
     frame = pd.DataFrame({"time_window": minutes, "average_fleet_temp": range(90)})
-    uri = queries.table_uri(settings, "aws-iot", "temperature_trend")
+    uri = table_uri(settings, "aws-iot", "temperature_trend")
     data = pa.Table.from_pandas(frame, schema=SCHEMAS["temperature_trend"], preserve_index=False)
     write_deltalake(uri, data, configuration={"delta.dataSkippingNumIndexedCols": "0"})
 

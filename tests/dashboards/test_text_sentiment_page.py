@@ -22,9 +22,10 @@ from streamlit.testing.v1 import AppTest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from dashboards.charts import wordcloud_stopwords
-from dashboards.queries import TEXT_SENTIMENT, table_uri
+from dashboards.queries import TEXT_SENTIMENT
 from iotlake.config import Settings, load_settings
 from services.producers.post_stream import StreamConfig, generate_posts
+from spark_jobs.io.storage import table_uri
 from tests.conftest import free_port
 from tests.dashboards.test_dashboard_browser import (  # noqa: F401 (browser is a fixture)
     APP,
