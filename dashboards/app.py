@@ -1,8 +1,8 @@
 """The iotlake dashboard: `streamlit run dashboards/app.py`.
 
 This entry script is the frame around every page: it loads the settings, offers the refresh
-interval and routes to one page per system plus the data-quality page. A new system adds its
-page to `PAGES`.
+interval and routes to one page per system plus the pipelines and data-quality pages. A new
+system adds its page to `PAGES`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("Systems", "views/arduino.py", "Arduino", "arduino"),
     ("Systems", "views/text_sentiment.py", "Text sentiment", "text-sentiment"),
     ("Systems", "views/manufacturing.py", "Manufacturing", "manufacturing"),
+    ("Pipelines", "views/pipelines.py", "Pipelines", "pipelines"),
     ("Pipelines", "views/data_quality.py", "Data quality", "data-quality"),
 ]
 

@@ -74,7 +74,7 @@ def newest(delta_table: DeltaTable, column: str) -> pd.Timestamp | None:
     return pd.Timestamp(pc.max(actions[name]).as_py())
 
 
-def _timestamp(instant: datetime) -> str:
+def sql_time(instant: datetime) -> str:
     """A UTC instant as a DataFusion timestamp literal."""
     value = pd.Timestamp(instant)
     value = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
@@ -90,10 +90,10 @@ def _window(
     docstring): the newest value from the log when it has statistics, else a subquery.
     """
     if end is not None:
-        until = _timestamp(end)
+        until = sql_time(end)
         return f"{column} > {until} - INTERVAL '{span}' AND {column} <= {until}"
     found = newest(delta_table, column)
-    until = _timestamp(found) if found is not None else f"(SELECT max({column}) FROM {table})"
+    until = sql_time(found) if found is not None else f"(SELECT max({column}) FROM {table})"
     return f"{column} > {until} - INTERVAL '{span}'"
 
 
@@ -246,9 +246,7 @@ def distance_readings(
     def sql(delta_table: DeltaTable) -> str:
         # `timestamp` is quoted in SQL, so the window's bound comes from the log here.
         found = end if end is not None else newest(delta_table, "timestamp")
-        until = (
-            _timestamp(found) if found is not None else '(SELECT max("timestamp") FROM distance)'
-        )
+        until = sql_time(found) if found is not None else '(SELECT max("timestamp") FROM distance)'
         where = f"\"timestamp\" > {until} - INTERVAL '{int(minutes)} minutes'"
         if end is not None:
             where += f' AND "timestamp" <= {until}'

@@ -46,6 +46,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "critical_by_device": pa.schema(
         [("device_id", pa.string()), ("time_window", UTC_TIMESTAMP), ("critical_count", pa.int64())]
     ),
+    "sensor": pa.schema([("device", pa.string()), ("time", UTC_TIMESTAMP), ("magn", pa.float32())]),
     "event_log": pa.schema(
         [
             ("timestamp", UTC_TIMESTAMP),
@@ -230,3 +231,115 @@ def seed_aws_iot(settings: Settings) -> SeededSystem:
 def seed_lake(settings: Settings) -> dict[str, SeededSystem]:
     """Every table the dashboard reads, for both systems."""
     return {SEISMOGRAPH: seed_seismograph(settings), AWS_IOT: seed_aws_iot(settings)}
+
+
+# --- a live pipeline's event log (the pipelines page) -------------------------------------
+
+# Spark's own drops logged as an expectation (spark_jobs/late_rows.py writes this name).
+WATERMARK = "within watermark"
+
+
+@dataclass(frozen=True)
+class FlowScenario:
+    """How one table's batches are logged: ages (seconds before now, oldest first), rows
+    read per batch, how long each batch took, and the most rows an expectation fails."""
+
+    ages: tuple[float, ...]
+    rows_in: int
+    duration_ms: int
+    max_failed: int = 12
+    late_rows: int = 0
+
+
+def flow_log(
+    system: str,
+    table: str,
+    expectations: list[tuple[str, str]],
+    scenario: FlowScenario,
+    now: pd.Timestamp,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Event-log rows as the runner writes them (spark_jobs/event_log.py `rows`): per batch a
+    flow row, then one row per expectation, all carrying the batch's rows in and out and its
+    duration; rows failing a `drop` expectation leave the batch (the largest such count,
+    as if every row failing one rule failed the others too). With `late_rows`, each batch
+    also gets a watermark row as `late_rows.record` writes it (no rows out, no duration)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for batch, age in enumerate(scenario.ages):
+        at = (now - pd.Timedelta(seconds=age)).floor("ms")
+        rows_in = int(scenario.rows_in + rng.integers(0, scenario.rows_in // 10 + 1))
+        failed = {name: int(rng.integers(0, scenario.max_failed + 1)) for name, _ in expectations}
+        dropped = max([failed[name] for name, action in expectations if action == "drop"] or [0])
+        common = {
+            "timestamp": at,
+            "system": system,
+            "table": table,
+            "batch_id": batch,
+            "rows_in": rows_in,
+            "rows_out": rows_in - dropped,
+            "duration_ms": scenario.duration_ms,
+        }
+        rows.append(common | {"expectation": None, "action": None, "passed": None, "failed": None})
+        for name, action in expectations:
+            outcome = {"passed": rows_in - failed[name], "failed": failed[name]}
+            rows.append(common | {"expectation": name, "action": action} | outcome)
+        if scenario.late_rows:
+            rows.append(
+                common
+                | {
+                    "expectation": WATERMARK,
+                    "action": "drop",
+                    "passed": rows_in - scenario.late_rows,
+                    "failed": scenario.late_rows,
+                    "rows_out": None,
+                    "duration_ms": None,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def seismograph_scenarios(trigger_seconds: float) -> dict[str, FlowScenario]:
+    """One seismograph table per status: `raw_stream`, `sensor` (written in raw_stream's
+    batches) and `max_magn_by_device` keep up, `magn_live` takes longer than the trigger,
+    `global_stat` logged its last batch minutes ago, `magn_heatmap` never ran. Recent
+    batches are at most 30 s old and old ones at least 200 s, so a test that reads them
+    within half a minute sees the same split around the page's one-minute window."""
+    quick = int(trigger_seconds * 1000 * 0.4)
+    steady = (300.0, 260.0, 220.0, *(float(age) for age in range(30, 3, -2)))
+    return {
+        "raw_stream": FlowScenario(steady, rows_in=1300, duration_ms=quick),
+        "sensor": FlowScenario(steady, rows_in=1290, duration_ms=quick // 2),
+        "max_magn_by_device": FlowScenario(steady[::2], rows_in=2600, duration_ms=quick),
+        "magn_live": FlowScenario(
+            (240.0, 28.0, 19.0, 10.0, 4.0),
+            rows_in=4000,
+            duration_ms=int(trigger_seconds * 1000 * 1.5),
+            late_rows=3,
+        ),
+        "global_stat": FlowScenario((420.0, 400.0, 380.0), rows_in=1300, duration_ms=quick),
+    }
+
+
+def seed_pipeline_log(
+    settings: Settings,
+    declared: dict[str, list[tuple[str, str]]],
+    now: pd.Timestamp | None = None,
+    event_lag_seconds: float = 4.0,
+) -> pd.DataFrame:
+    """Write the seismograph's event log per `seismograph_scenarios` (expectations as
+    `declared`, table -> (name, action)), and a `sensor` table whose newest event is
+    `event_lag_seconds` old when it is written; return the event log's rows."""
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    scenarios = seismograph_scenarios(settings.pipelines.trigger_seconds)
+    frames = [
+        flow_log(SEISMOGRAPH, table, declared.get(table, []), scenario, now, seed=number)
+        for number, (table, scenario) in enumerate(scenarios.items())
+    ]
+    log = pd.concat(frames, ignore_index=True)
+    write_table(settings, SEISMOGRAPH, "event_log", log)
+    newest = pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=event_lag_seconds)
+    events = sensor_events(devices=3, seconds=20)
+    events["time"] = events["time"] + (newest - events["time"].max())
+    write_table(settings, SEISMOGRAPH, "sensor", events)
+    return log
