@@ -35,7 +35,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from iotlake.config import Settings
 from spark_jobs import catalog, event_log, late_rows
-from spark_jobs.io.autoloader_source import SchemaEvolutionError
+from spark_jobs.io.autoloader import SchemaEvolutionError
 from spark_jobs.io.storage import is_local, local_path
 from spark_jobs.lakeflow.api import TableSpec
 from spark_jobs.lakeflow.loader import Pipeline, declared_or, load_pipeline

@@ -18,8 +18,8 @@ from pyspark.sql import SparkSession
 from iotlake.config import LOOPBACK, Settings
 from iotlake.jars import jars
 from spark_jobs import catalog
-from spark_jobs.io.autoloader_source import AutoloaderDataSource
-from spark_jobs.io.kinesis_source import KinesisDataSource
+from spark_jobs.io.autoloader import AutoloaderDataSource
+from spark_jobs.io.kinesis import KinesisDataSource
 from spark_jobs.io.storage import table_uri
 
 

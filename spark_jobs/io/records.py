@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from iotlake.config import Settings
-from spark_jobs.io.kinesis_source import KinesisDataSource, kinesis_options
+from spark_jobs.io.kinesis import KinesisDataSource, kinesis_options
 
 
 def as_text(column: str):

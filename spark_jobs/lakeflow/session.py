@@ -108,7 +108,7 @@ class PipelineReader:
 def _defaults(pipeline: Pipeline, source: str, given: Mapping[str, Any]) -> dict[str, str]:
     """Options a Databricks workspace supplies itself: where Kinesis and S3 are, and where
     Auto Loader keeps a pipeline's inferred schemas."""
-    from spark_jobs.io.kinesis_source import kinesis_options
+    from spark_jobs.io.kinesis import kinesis_options
     from spark_jobs.io.storage import (
         STORAGE_OPTIONS_KEY,
         encode_options,

@@ -1,8 +1,8 @@
 """The cloudFiles source reads newly landed CSV and JSON-lines files as Auto Loader does.
 
 Files land in a temporary directory (and, in one test, in the embedded moto S3 bucket
-`iotlake-landing`); queries run with the shared local Spark session and hand each micro-batch
-to `foreachBatch`, which keeps its rows for the assertions.
+`iotlake-landing`) and are read by AvailableNow runs (`landing.Landing.run`); a few tests
+drive the stream reader directly, as Spark's driver would, to see its offsets and plans.
 """
 
 from __future__ import annotations
@@ -10,107 +10,26 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
-from pyspark.errors import StreamingQueryException
 from pyspark.sql import types as T
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxFiles
 
-from spark_jobs.io.autoloader_source import (
+from spark_jobs.io.autoloader import (
     FORMAT,
-    MIN_PARTITIONS,
     AutoloaderOptionError,
     AutoloaderOptions,
     AutoloaderStreamReader,
-    Landed,
     autoloader_options,
     autoloader_stream,
-    data_columns,
-    output_schema,
-    plan_groups,
     register,
 )
-
-BASE_TIME = 1_700_000_000
-
-
-@dataclass
-class Batch:
-    """What one micro-batch delivered."""
-
-    rows: list[dict[str, Any]]
-    partitions: int
-    columns: list[str]
-
-
-@dataclass
-class Landing:
-    """A landing directory, a schema location and a checkpoint for one test."""
-
-    root: Path
-    settings: Any
-    landed: int = 0
-    batches: list[Batch] = field(default_factory=list)
-
-    @property
-    def path(self) -> Path:
-        return self.root / "landing"
-
-    @property
-    def schema_location(self) -> Path:
-        return self.root / "schemas"
-
-    def land(self, name: str, text: str | bytes) -> Path:
-        """Write a file, giving each one a later modification time than the one before."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        target = self.path / name
-        target.write_bytes(text if isinstance(text, bytes) else text.encode())
-        self.landed += 1
-        os.utime(target, (BASE_TIME + self.landed, BASE_TIME + self.landed))
-        return target
-
-    def run(self, spark, fmt: str = "csv", hints: str | None = None, **options) -> list[Batch]:
-        """One AvailableNow run from the shared checkpoint; the batches it delivered."""
-        stream = autoloader_stream(
-            spark,
-            self.settings,
-            str(self.path),
-            fmt,
-            str(self.schema_location),
-            schema_hints=hints,
-            **options,
-        )
-        delivered: list[Batch] = []
-
-        def keep(frame, batch_id: int) -> None:
-            rows = [row.asDict() for row in frame.collect()]
-            delivered.append(Batch(rows, frame.rdd.getNumPartitions(), frame.columns))
-
-        query = (
-            stream.writeStream.foreachBatch(keep)
-            .option("checkpointLocation", str(self.root / "checkpoint"))
-            .trigger(availableNow=True)
-            .start()
-        )
-        try:
-            query.awaitTermination(300)
-        except StreamingQueryException as error:
-            raise RuntimeError(str(error)) from error
-        self.batches += delivered
-        return delivered
-
-
-@pytest.fixture
-def landing(tmp_path: Path, stack_settings) -> Landing:
-    return Landing(tmp_path, stack_settings)
-
-
-def rows_of(batches: list[Batch]) -> list[dict[str, Any]]:
-    return [row for batch in batches for row in batch.rows]
+from spark_jobs.io.autoloader.discovery import Landed
+from spark_jobs.io.autoloader.schema import data_columns, output_schema
+from spark_jobs.io.autoloader.source import MIN_PARTITIONS, plan_groups
+from tests.spark_jobs.io.autoloader.landing import BASE_TIME, Batch, Landing, rows_of
 
 
 def sensor_csv(first_id: int, rows: int = 10) -> str:
@@ -452,32 +371,6 @@ def test_landing_path_on_s3_reads_only_new_files(spark, stack, tmp_path):
     assert sorted(row["id"] for row in rows_of(first)) == [0, 1, 2]
     assert sorted(row["id"] for row in rows_of(second)) == [3, 4]
     assert rows_of(second)[0]["_file_path"].startswith(f"{path}/posts-")
-
-
-@pytest.mark.parametrize(
-    ("options", "named"),
-    [
-        ({"cloudFiles.format": "parquet"}, "cloudFiles.format"),
-        ({"path": ""}, "path"),
-        ({"cloudFiles.schemaLocation": ""}, "cloudFiles.schemaLocation"),
-        ({"cloudFiles.schemaLocation": "s3://b/x"}, "cloudFiles.schemaLocation"),
-        ({"cloudFiles.schemaHints": "defect floaty"}, "cloudFiles.schemaHints"),
-        ({"cloudFiles.schemaHints": "defect"}, "cloudFiles.schemaHints"),
-        ({"cloudFiles.schemaEvolutionMode": "failOnNewColumns"}, "cloudFiles.schemaEvolutionMode"),
-        ({"cloudFiles.maxFilesPerTrigger": "0"}, "cloudFiles.maxFilesPerTrigger"),
-        ({"cloudFiles.inferColumnTypes": "yes"}, "cloudFiles.inferColumnTypes"),
-        ({"header": "1"}, "header"),
-        ({"cloudFiles.maxBytesPerTrigger": "1g"}, "cloudfiles.maxbytespertrigger"),
-        ({"rescuedDataColumn": "_file_path"}, "filePathColumn"),
-    ],
-)
-def test_bad_option_fails_with_one_line_naming_it(options, named):
-    given = {"cloudFiles.format": "csv", "path": "/tmp/x", "cloudFiles.schemaLocation": "/tmp/s"}
-    with pytest.raises(AutoloaderOptionError) as raised:
-        AutoloaderOptions.parse(given | options)
-    message = str(raised.value)
-    assert f"option '{named}'" in message
-    assert "\n" not in message
 
 
 def test_bad_option_fails_when_the_stream_is_loaded(spark, landing):

@@ -24,14 +24,7 @@ from pyspark.sql.types import (
 )
 
 from iotlake.config import Settings
-from spark_jobs.io.kinesis_source import (
-    KinesisDataSource,
-    KinesisOptionError,
-    KinesisOptions,
-    ShardInfo,
-    kinesis_options,
-    plan_shards,
-)
+from spark_jobs.io.kinesis import KinesisDataSource, kinesis_options
 
 QUERY_TIMEOUT = 180
 
@@ -286,43 +279,6 @@ def test_reshard_midstream_loses_and_doubles_nothing(source, stack, kinesis, tmp
     assert len(tracked) == 6
 
 
-def test_children_are_read_only_after_their_parents_end():
-    listing = {
-        "p0": ShardInfo("p0", ending_sequence=10),
-        "p1": ShardInfo("p1", ending_sequence=20),
-        "c-split-a": ShardInfo("c-split-a", parents=("p0",)),
-        "c-split-b": ShardInfo("c-split-b", parents=("p0",)),
-        "c-merged": ShardInfo("c-merged", parents=("p0", "p1")),
-        "open": ShardInfo("open"),
-    }
-    midway = {"p0": {"seq": "5"}, "p1": {"seq": "20"}, "open": {"seq": "3"}}
-    positions, readable = plan_shards(midway, listing)
-    # Closed parents are read until they end (moto keeps writing to them), so p1 stays readable.
-    assert readable == ["open", "p0", "p1"]
-    assert positions["c-split-a"] == {"from": "TRIM_HORIZON"}
-
-    at_end = {"p0": {"seq": "10"}, "p1": {"seq": "20"}, "open": {"seq": "3"}}
-    assert plan_shards(at_end, listing)[1] == [
-        "c-merged",
-        "c-split-a",
-        "c-split-b",
-        "open",
-        "p0",
-        "p1",
-    ]
-
-    ended = {"p0": {"seq": "7", "done": True}, "p1": {"seq": "12"}}
-    assert plan_shards(ended, listing)[1] == ["c-split-a", "c-split-b", "open", "p1"]
-
-    expired = {k: v for k, v in listing.items() if k != "p0"}
-    positions, readable = plan_shards(midway, expired)
-    assert "p0" not in positions
-    assert "c-split-a" in readable
-
-    only_then = plan_shards({}, listing, allowed={"p0", "open"})[0]
-    assert set(only_then) == {"p0", "open"}
-
-
 def test_max_records_per_trigger_bounds_every_batch(source, stack, kinesis, tmp_path):
     stream = new_stream(kinesis, 4)
     placed = put(kinesis, stream, events(1000))
@@ -340,26 +296,6 @@ def test_max_records_per_trigger_bounds_every_batch(source, stack, kinesis, tmp_
     assert all(len(rows) <= 300 for _, rows in got.batches)
     assert len(got.batches) >= 4
     assert Counter(delivered(got)) == Counter(placed)
-
-
-@pytest.mark.parametrize(
-    ("options", "named"),
-    [
-        ({"streamName": ""}, "streamName"),
-        ({"streamName": "s", "initialPosition": "yesterday"}, "initialPosition"),
-        ({"streamName": "s", "initialPosition": '{"at_timestamp": "june"}'}, "initialPosition"),
-        ({"streamName": "s", "maxRecordsPerFetch": "20000"}, "maxRecordsPerFetch"),
-        ({"streamName": "s", "maxFetchDuration": "soon"}, "maxFetchDuration"),
-        ({"streamName": "s", "awsAccessKey": "k"}, "awsSecretKey"),
-        ({"streamName": "s", "initalPosition": "latest"}, "initalposition"),
-    ],
-)
-def test_bad_option_fails_with_one_line_naming_it(options, named):
-    with pytest.raises(KinesisOptionError) as raised:
-        KinesisOptions.parse(options)
-    message = str(raised.value)
-    assert f"option '{named}'" in message
-    assert "\n" not in message
 
 
 def test_bad_option_fails_when_the_stream_is_loaded(source):

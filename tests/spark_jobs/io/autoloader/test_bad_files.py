@@ -12,17 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-from tests.spark_jobs.io.test_autoloader_source import Landing, rows_of
+from tests.spark_jobs.io.autoloader.landing import rows_of
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00\x01"
 CSV_HINTS = "device_id int, temperature double, timestamp timestamp"
-
-
-@pytest.fixture
-def landing(tmp_path: Path, stack_settings) -> Landing:
-    return Landing(tmp_path, stack_settings)
 
 
 def _text_lines(data: bytes, header: bool) -> int | None:
