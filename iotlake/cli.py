@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, NoReturn, TypeVar
 
 import typer
 
@@ -23,12 +25,10 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def require(services: list[str], args: list[str] | None = None) -> None:
+def require(services: list[str]) -> None:
     """Stop with one line when a service the command needs does not answer (see preflight)."""
     from iotlake.preflight import unreachable
 
-    if args and ("--help" in args or "-h" in args):
-        return
     problem = unreachable(settings(), services)
     if problem:
         raise fail(problem)
@@ -351,50 +351,222 @@ def _set_aside_stale_lake(current: Settings) -> None:
     typer.echo(f"the emulator started empty: earlier tables moved to {kept}")
 
 
-produce = typer.Typer(help="Run a simulated producer (options as `--help` of each shows)")
+produce = typer.Typer(no_args_is_help=True, help="Run a simulated producer.")
 app.add_typer(produce, name="produce")
-_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+T = TypeVar("T")
+# Options several service commands share, with the same meaning everywhere.
+Duration = Annotated[
+    float | None, typer.Option(help="seconds to run (default: until SIGTERM/SIGINT)")
+]
+ProgressEvery = Annotated[float, typer.Option(help="seconds between progress lines")]
+StopTimeout = Annotated[float, typer.Option(help="seconds to flush when stopping")]
+LingerMs = Annotated[float, typer.Option(help="batching delay in ms")]
+RetrySleep = Annotated[float, typer.Option(help="seconds to wait after a failed call")]
 
 
-@produce.command("seismograph", context_settings=_PASS_THROUGH)
-def produce_seismograph(ctx: typer.Context) -> None:
+def _checked(build: Callable[[], T]) -> T:
+    """The options object a command builds, or exit 2 with the one line saying what is wrong."""
+    try:
+        return build()
+    except ValueError as error:
+        raise fail(str(error), 2) from None
+
+
+def _service(work: Callable[[Settings, threading.Event], int]) -> NoReturn:
+    """What every service command does: run `work` with the loaded settings and a stop event
+    that SIGTERM/SIGINT set (a clean stop), and exit with the code it returns."""
+    from services.runtime import run_service
+
+    raise typer.Exit(run_service(lambda stop: work(settings(), stop)))
+
+
+@produce.command("seismograph")
+def produce_seismograph(
+    phones: Annotated[int, typer.Option(help="number of phones")] = 130,
+    rate_per_phone: Annotated[float, typer.Option(help="events/s per phone, at most 5")] = 5.0,
+    duration: Duration = None,
+    events: Annotated[int | None, typer.Option(help="stop after this many events")] = None,
+    shaken_fraction: Annotated[float, typer.Option(help="share of phones being shaken")] = 0.25,
+    peak: Annotated[float, typer.Option(help="magnitude the hardest shaker reaches")] = 230.0,
+    pack: Annotated[int, typer.Option(help="events of one phone per record, a JSON array")] = 1,
+    target: Annotated[
+        Literal["kinesis", "kafka"] | None,
+        typer.Option(help="kinesis or kafka (default: seismograph.transport)"),
+    ] = None,
+    stream: Annotated[
+        str | None,
+        typer.Option(help="Kinesis stream or Kafka topic (default: seismograph.stream)"),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="reproducible devices and magnitudes")] = None,
+    progress_every: ProgressEvery = 5.0,
+    retry_sleep: RetrySleep = 1.0,
+    linger_ms: LingerMs = 50.0,
+    stop_timeout: StopTimeout = 30.0,
+) -> None:
     """Simulated phones sending accelerometer events, as the DAIS page did."""
-    from iotlake.preflight import option_value, transport_service
-    from services.producers import phone_simulator
+    from iotlake.preflight import transport_service
+    from services.producers import phone_simulator as phones_module
 
-    target = option_value(ctx.args, "--target") or settings().seismograph.transport
-    require([transport_service(target)], ctx.args)
-    raise typer.Exit(phone_simulator.main(ctx.args, settings=settings()))
+    options = _checked(
+        lambda: phones_module.PhoneOptions(
+            fleet=phones_module.FleetConfig(
+                phones=phones,
+                rate_per_phone=rate_per_phone,
+                shaken_fraction=shaken_fraction,
+                peak=peak,
+                seed=seed,
+            ),
+            target=target,
+            stream=stream,
+            pack=pack,
+            duration=duration,
+            events=events,
+            progress_every=progress_every,
+            retry_sleep=retry_sleep,
+            linger_ms=linger_ms,
+            stop_timeout=stop_timeout,
+        )
+    )
+    require([transport_service(target or settings().seismograph.transport)])
+    _service(lambda current, stop: phones_module.main(current, options, stop))
 
 
-@produce.command("aws-iot", context_settings=_PASS_THROUGH)
-def produce_aws_iot(ctx: typer.Context) -> None:
+@produce.command("aws-iot")
+def produce_aws_iot(
+    devices: Annotated[int, typer.Option(help="number of devices")] = 5,
+    rate: Annotated[float, typer.Option(help="records per device per second")] = 1.0,
+    duration: Duration = None,
+    records: Annotated[int | None, typer.Option(help="stop after this many records")] = None,
+    target: Annotated[
+        Literal["kinesis", "kafka"] | None,
+        typer.Option(help="kinesis or kafka (default: aws_iot.transport)"),
+    ] = None,
+    stream: Annotated[
+        str | None, typer.Option(help="Kinesis stream or Kafka topic (default: aws_iot.stream)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="reproducible device ids and readings")] = None,
+    progress_every: ProgressEvery = 5.0,
+    retry_sleep: RetrySleep = 5.0,
+    linger_ms: LingerMs = 50.0,
+    stop_timeout: StopTimeout = 30.0,
+) -> None:
     """The AWS IoT PoC's five devices, one reading per second each."""
-    from iotlake.preflight import option_value, transport_service
+    from iotlake.preflight import transport_service
     from services.producers import aws_iot_producer
 
-    target = option_value(ctx.args, "--target") or settings().aws_iot.transport
-    require([transport_service(target)], ctx.args)
-    raise typer.Exit(aws_iot_producer.main(ctx.args, settings=settings()))
+    options = _checked(
+        lambda: aws_iot_producer.SensorOptions(
+            sensors=aws_iot_producer.SensorConfig(devices=devices, rate=rate, seed=seed),
+            target=target,
+            stream=stream,
+            duration=duration,
+            records=records,
+            progress_every=progress_every,
+            retry_sleep=retry_sleep,
+            linger_ms=linger_ms,
+            stop_timeout=stop_timeout,
+        )
+    )
+    require([transport_service(target or settings().aws_iot.transport)])
+    _service(lambda current, stop: aws_iot_producer.main(current, options, stop))
 
 
-@produce.command("arduino", context_settings=_PASS_THROUGH)
-def produce_arduino(ctx: typer.Context) -> None:
+@produce.command("arduino")
+def produce_arduino(
+    dht_period: Annotated[float, typer.Option(help="seconds between DHT11 readings")] = 0.2,
+    distance_hz: Annotated[float, typer.Option(help="SR04 readings per second")] = 5.0,
+    detections_per_minute: Annotated[float, typer.Option(help="mean PIR detections")] = 6.0,
+    duration: Duration = None,
+    seed: Annotated[int | None, typer.Option(help="reproducible readings")] = None,
+    client_id: Annotated[str, typer.Option(help="MQTT client id")] = "iotlake-board",
+    progress_every: ProgressEvery = 5.0,
+    stop_timeout: Annotated[float, typer.Option(help="seconds to wait for PUBACKs")] = 30.0,
+) -> None:
     """A simulated Arduino board: DHT11, SR04 and PIR readings over MQTT."""
     from services.arduino import simulator
 
-    require(["mqtt"], ctx.args)
-    raise typer.Exit(simulator.main(ctx.args, settings=settings()))
+    options = _checked(
+        lambda: simulator.BoardOptions(
+            board=simulator.BoardConfig(
+                dht_period=dht_period,
+                distance_hz=distance_hz,
+                detections_per_minute=detections_per_minute,
+                seed=seed,
+            ),
+            duration=duration,
+            client_id=client_id,
+            progress_every=progress_every,
+            stop_timeout=stop_timeout,
+        )
+    )
+    require(["mqtt"])
+    _service(lambda current, stop: simulator.main(current, options, stop))
 
 
-@produce.command("manufacturing", context_settings=_PASS_THROUGH)
-def produce_manufacturing(ctx: typer.Context) -> None:
+@produce.command("manufacturing")
+def produce_manufacturing(
+    rows: Annotated[int, typer.Option(help="initial load rows")] = 20_000,
+    devices: Annotated[int, typer.Option(help="devices")] = 60,
+    full: Annotated[
+        bool, typer.Option("--full", help="the original's initial load: ~400k rows, ~60 devices")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="seed of every draw")] = 0,
+    more: Annotated[int, typer.Option(help="batches of 'more data' after the initial load")] = 0,
+    more_rows: Annotated[int, typer.Option(help="rows per more batch")] = 2_000,
+    more_devices: Annotated[int, typer.Option(help="devices per more batch")] = 10,
+    more_only: Annotated[
+        bool, typer.Option("--more-only", help="land only the --more batches, not the initial")
+    ] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="land a batch every --interval s, ending now")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="live: seconds between batches")] = 30.0,
+    live_devices: Annotated[
+        int, typer.Option(help="live: devices, one reading a minute each")
+    ] = 20,
+    backfill_minutes: Annotated[
+        int, typer.Option(help="live: minutes the first batch covers")
+    ] = 60,
+    day_minutes: Annotated[
+        float, typer.Option(help="live: wall-clock minutes per simulated day")
+    ] = 60.0,
+    batches: Annotated[
+        int | None, typer.Option(help="live: stop after this many (default: until SIGTERM)")
+    ] = None,
+) -> None:
     """Sensor and inspection CSV files into the manufacturing landing paths."""
     from iotlake.preflight import pipeline_services
-    from services.producers import manufacturing_generator
+    from services.producers import manufacturing_generator as generator
 
-    require(pipeline_services(settings(), "manufacturing"), ctx.args)
-    raise typer.Exit(manufacturing_generator.main(ctx.args, settings=settings()))
+    def initial() -> generator.BatchConfig:
+        if full:
+            return generator.original_initial(seed)
+        return generator.BatchConfig(rows=rows, devices=devices, seed=seed)
+
+    options = _checked(
+        lambda: generator.GeneratorOptions(
+            initial=initial(),
+            more_batches=more,
+            more_rows=more_rows,
+            more_devices=more_devices,
+            more_only=more_only,
+            live=live,
+            live_devices=live_devices,
+            backfill_minutes=backfill_minutes,
+            day_minutes=day_minutes,
+            interval=interval,
+            batches=batches,
+        )
+    )
+    require(pipeline_services(settings(), "manufacturing"))
+
+    def work(current: Settings, stop: threading.Event) -> int:
+        try:
+            return generator.main(current, options, stop)
+        except OSError as error:
+            raise fail(f"cannot write landing files: {error}") from None
+
+    _service(work)
 
 
 @app.command()
@@ -415,34 +587,92 @@ def alerts(
         raise typer.Exit(1)
 
 
-@produce.command("text-sentiment", context_settings=_PASS_THROUGH)
-def produce_text_sentiment(ctx: typer.Context) -> None:
+@produce.command("text-sentiment")
+def produce_text_sentiment(
+    rate: Annotated[
+        float | None, typer.Option(help="posts per second (default: text_sentiment.rate, 5)")
+    ] = None,
+    count: Annotated[
+        int | None,
+        typer.Option(help="stop after this many posts (default: text_sentiment.max_posts, 50000)"),
+    ] = None,
+    per_file: Annotated[
+        int | None,
+        typer.Option(help="posts per file (default: text_sentiment.posts_per_file, 5)"),
+    ] = None,
+    languages: Annotated[str, typer.Option(help="language mix")] = "en=0.6,de=0.2,es=0.2",
+    seed: Annotated[int | None, typer.Option(help="reproducible posts")] = None,
+    start_ms: Annotated[
+        int | None, typer.Option(help="epoch ms of the first post (default: now)")
+    ] = None,
+    landing: Annotated[
+        str | None, typer.Option(help="landing directory or s3:// URI (default: the lake's)")
+    ] = None,
+    progress_every: ProgressEvery = 10.0,
+) -> None:
     """Seeded multilingual posts, 5 per `tweets_<epoch>.json` file, into the landing path."""
     from services.producers import post_stream
     from spark_jobs.io.storage import is_local
 
-    if not is_local(settings().lake_root):
-        require(["aws"], ctx.args)
-    raise typer.Exit(post_stream.main(ctx.args, settings=settings()))
+    config = settings().text_sentiment
+    options = _checked(
+        lambda: post_stream.RunOptions(
+            stream=post_stream.StreamConfig(
+                seed=seed, languages=post_stream.language_mix(languages)
+            ),
+            rate=config.rate if rate is None else rate,
+            count=config.max_posts if count is None else count,
+            per_file=config.posts_per_file if per_file is None else per_file,
+            start_ms=start_ms,
+            landing=landing,
+            progress_every=progress_every,
+        )
+    )
+    if not is_local(landing or settings().lake_root):
+        require(["aws"])
+    _service(lambda current, stop: post_stream.main(current, options, stop))
 
 
-@app.command(context_settings=_PASS_THROUGH)
-def bridge(ctx: typer.Context) -> None:
+@app.command()
+def bridge(
+    client_id: Annotated[
+        str | None, typer.Option(help="MQTT client id (default: arduino.bridge_client_id)")
+    ] = None,
+    session_expiry: Annotated[
+        int,
+        typer.Option(
+            help="seconds the broker keeps the session and queues messages while the bridge "
+            "is away (one week)"
+        ),
+    ] = 7 * 24 * 3600,
+    progress_every: ProgressEvery = 10.0,
+    stop_timeout: StopTimeout = 30.0,
+) -> None:
     """Forward the Arduino MQTT topics to their Kafka topics, at least once, in order."""
     from services.arduino import bridge as mqtt_kafka
 
-    require(["mqtt", "kafka"], ctx.args)
-    raise typer.Exit(mqtt_kafka.main(ctx.args, settings=settings()))
+    options = mqtt_kafka.BridgeOptions(
+        client_id=client_id,
+        session_expiry_seconds=session_expiry,
+        progress_every=progress_every,
+        stop_timeout=stop_timeout,
+    )
+    require(["mqtt", "kafka"])
+    _service(lambda current, stop: mqtt_kafka.main(current, options, stop))
 
 
 @app.command()
 def gateway(
     host: Annotated[
-        str | None, typer.Option(help="bind address; 0.0.0.0 for phones on the LAN")
+        str | None,
+        typer.Option(help="bind address (default: gateway.host); 0.0.0.0 for phones on the LAN"),
     ] = None,
-    port: Annotated[int | None, typer.Option(help="default: gateway.port")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: gateway.port)")] = None,
     to: Annotated[
-        str | None, typer.Option("--to", help="kinesis, kafka or both (default: the transport)")
+        Literal["kinesis", "kafka", "both"] | None,
+        typer.Option(
+            "--to", "--target", help="kinesis, kafka or both (default: seismograph.transport)"
+        ),
     ] = None,
     certfile: Annotated[
         Path | None, typer.Option(help="TLS certificate: phones send motion only over HTTPS")
@@ -450,17 +680,32 @@ def gateway(
     keyfile: Annotated[Path | None, typer.Option(help="TLS key (PEM)")] = None,
 ) -> None:
     """Serve the seismograph phone page and forward its events to `seismograph.stream`."""
-    import logging
+    from services.gateway.server import GatewayError, serve
 
-    from services.gateway.server import TARGETS, GatewayError, serve
+    def work(current: Settings, stop: threading.Event) -> int:
+        try:
+            serve(
+                current, stop, target=to, host=host, port=port, certfile=certfile, keyfile=keyfile
+            )
+        except GatewayError as error:
+            raise fail(str(error)) from None
+        return 0
 
-    if to is not None and to not in TARGETS:
-        raise fail(f"--to {to!r}: use kinesis, kafka or both", 2)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        serve(settings(), target=to, host=host, port=port, certfile=certfile, keyfile=keyfile)
-    except GatewayError as error:
-        raise fail(str(error)) from None
+    _service(work)
+
+
+@app.command()
+def emulator(
+    port: Annotated[int, typer.Option(help="port to serve S3 and Kinesis on")],
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    journal: Annotated[
+        Path | None, typer.Option(help="journal file; none keeps state in memory")
+    ] = None,
+) -> None:
+    """The embedded S3 + Kinesis emulator (moto) in the foreground; `iotlake up` starts it."""
+    from services.embedded import aws_emulator
+
+    aws_emulator.serve(host, port, journal)
 
 
 bench = typer.Typer(help="Benchmarks that print figures measured in one run")

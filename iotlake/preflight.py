@@ -9,7 +9,7 @@ needs takes milliseconds and allows one line naming the service, its address and
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from iotlake.config import Settings
 
@@ -97,14 +97,4 @@ def unreachable(settings: Settings, services: Iterable[str]) -> str | None:
                 f"{SERVICE_NAMES[service]} does not answer at {host}:{port} ({reason.lower()}); "
                 f"{_fix(settings)}"
             )
-    return None
-
-
-def option_value(args: Sequence[str], name: str) -> str | None:
-    """The value of `--name X` or `--name=X` in pass-through arguments, if given."""
-    for index, arg in enumerate(args):
-        if arg == name and index + 1 < len(args):
-            return args[index + 1]
-        if arg.startswith(f"{name}="):
-            return arg.split("=", 1)[1]
     return None

@@ -16,22 +16,21 @@ Delivery is at-least-once and loses nothing while either side is away:
 
 from __future__ import annotations
 
-import argparse
-import sys
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import paho.mqtt.client as mqtt
-from confluent_kafka import KafkaError, Message, Producer
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from iotlake.config import ConfigError, Settings, load_settings
+from iotlake.config import Settings
 from services.arduino import topic_map
-from services.producers.transport import say, stop_on_signals
+from services.producers.transport import KafkaSender, Record
+from services.runtime import say
 
 QOS = 1
 RECEIVE_MAXIMUM = 65535
@@ -56,18 +55,18 @@ class BridgeStats:
     received: int = 0
     forwarded: int = 0
     acknowledged: int = 0
-    retried: int = 0
     connects: int = 0
     per_topic: Counter = field(default_factory=Counter)
 
 
 class Bridge:
-    """One MQTT subscriber and one Kafka producer, joined by delivery-confirmed acks.
+    """One MQTT subscriber and one Kafka sender, joined by delivery-confirmed acks.
 
     paho calls `_on_message` in its network thread; Kafka's delivery reports arrive in the
-    thread that calls `poll`. Acks queue between them and go out from `poll` too. An ack for
-    a message received on an earlier connection is not sent: the broker redelivers it on the
-    new one (the resent copy carries the same packet id), and that copy is acknowledged.
+    thread that calls `poll`, and a message Kafka did not confirm is produced again. Acks
+    queue between them and go out from `poll` too. An ack for a message received on an
+    earlier connection is not sent: the broker redelivers it on the new one (the resent copy
+    carries the same packet id), and that copy is acknowledged.
     """
 
     def __init__(
@@ -85,14 +84,11 @@ class Bridge:
         self._closing = False
         self._ready: deque[tuple[int, int]] = deque()
         self._connected = threading.Event()
-        self.producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka.bootstrap_servers,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": options.linger_ms,
-                "client.id": "iotlake-bridge",
-            }
+        self.sender = KafkaSender(
+            settings,
+            linger=options.linger_ms / 1000,
+            report=report,
+            client_id="iotlake-bridge",
         )
         client_id = options.client_id or settings.arduino.bridge_client_id
         self.client = mqtt.Client(
@@ -140,38 +136,16 @@ class Bridge:
             client.ack(message.mid, message.qos)
             return
         self.stats.received += 1
-        self._produce(kafka_topic, bytes(message.payload), self._generation, message)
-
-    def _produce(
-        self, topic: str, value: bytes, generation: int, message: mqtt.MQTTMessage
-    ) -> None:
-        def delivered(error: KafkaError | None, record: Message) -> None:
-            self._delivered(error, record, generation, message)
-
-        while True:
-            try:
-                self.producer.produce(topic, value=value, on_delivery=delivered)
-                return
-            except BufferError:
-                self.producer.poll(0.05)  # the local queue is full: let deliveries drain
+        confirmed = partial(self._confirmed, kafka_topic, self._generation, message)
+        record = Record(None, bytes(message.payload), topic=kafka_topic, on_acknowledged=confirmed)
+        self.sender.send([record])
 
     # --- Kafka side (the thread calling `poll`) -----------------------------------------
 
-    def _delivered(
-        self,
-        error: KafkaError | None,
-        record: Message,
-        generation: int,
-        message: mqtt.MQTTMessage,
-    ) -> None:
-        if error is not None:
-            # Still unacknowledged on MQTT: send it again rather than lose it.
-            self.stats.retried += 1
-            self.report(f"Kafka did not confirm a message to {record.topic()}: {error}; retrying")
-            self._produce(record.topic(), record.value(), generation, message)
-            return
+    def _confirmed(self, topic: str, generation: int, message: mqtt.MQTTMessage) -> None:
+        """Kafka has the message: acknowledge it to MQTT, unless it came on an older connection."""
         self.stats.forwarded += 1
-        self.stats.per_topic[record.topic()] += 1
+        self.stats.per_topic[topic] += 1
         if message.qos > 0 and generation == self._generation:
             self._ready.append((message.mid, message.qos))
 
@@ -202,23 +176,22 @@ class Bridge:
         return self._connected.wait(timeout)
 
     def poll(self, timeout: float) -> None:
-        """Collect Kafka's delivery reports and acknowledge the confirmed messages."""
-        self.producer.poll(timeout)
+        """Collect Kafka's delivery reports (waiting up to `timeout` s for one) and
+        acknowledge the confirmed messages."""
+        self.sender.poll(time.time(), wait=timeout)
         self._send_acks()
 
     @property
     def in_flight(self) -> int:
         """Messages Kafka has not confirmed yet."""
-        return len(self.producer)
+        return self.sender.pending
 
     def stop(self, timeout: float) -> int:
         """Take no new messages, flush Kafka, acknowledge, disconnect; return unconfirmed."""
         self._closing = True
-        deadline = time.monotonic() + timeout
-        while len(self.producer) and time.monotonic() < deadline:
-            self.poll(0.1)
+        self.sender.close(timeout)
         self._send_acks()
-        left = len(self.producer)
+        left = self.sender.stats.unsent
         self.client.disconnect()
         self.client.loop_stop()
         return left
@@ -260,43 +233,13 @@ def run(
     return bridge.stats
 
 
-def parse_args(argv: list[str] | None = None) -> BridgeOptions:
-    parser = argparse.ArgumentParser(
-        prog="iotlake bridge",
-        description="Forward the Arduino's MQTT topics to Kafka, one topic per sensor.",
-    )
-    parser.add_argument("--client-id", help="MQTT client id (default: arduino.bridge_client_id)")
-    parser.add_argument(
-        "--session-expiry",
-        type=int,
-        default=7 * 24 * 3600,
-        help="seconds the broker keeps "
-        "the session and queues messages while the bridge is away (one week)",
-    )
-    parser.add_argument("--progress-every", type=float, default=10.0, help="seconds (10)")
-    parser.add_argument(
-        "--stop-timeout", type=float, default=30.0, help="seconds to flush when stopping (30)"
-    )
-    args = parser.parse_args(argv)
-    return BridgeOptions(
-        client_id=args.client_id,
-        session_expiry_seconds=args.session_expiry,
-        progress_every=args.progress_every,
-        stop_timeout=args.stop_timeout,
-    )
-
-
-def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
-    """Command line: runs until SIGTERM or SIGINT."""
-    options = parse_args(argv)
-    try:
-        settings = settings or load_settings()
-    except ConfigError as error:
-        print(f"iotlake: {error}", file=sys.stderr)
-        return 2
-    run(settings, options, stop=stop_on_signals())
+def main(settings: Settings, options: BridgeOptions, stop: threading.Event) -> int:
+    """Bridge until `stop`; what Kafka had not confirmed by then MQTT redelivers later."""
+    run(settings, options, stop=stop)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from services.runtime import command_line
+
+    command_line("bridge")

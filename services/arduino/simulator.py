@@ -7,16 +7,14 @@ distance in cm on `sr04_distance` (2-400 cm, measured often), and `{"msg": "1"}`
 reading every 0.2 s; that is the default here.
 
 `generate_readings` is the pure generator (same seed, same readings); `Publisher` is the MQTT
-client; `run` paces the readings in real time; `main` is the command line.
+client; `run` paces the readings in real time; `main` is what `iotlake produce arduino` runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import heapq
 import json
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -24,9 +22,9 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
-from iotlake.config import ConfigError, Settings, load_settings
+from iotlake.config import Settings
 from services.arduino import DISTANCE, HUMIDITY, PIR, TEMPERATURE, mqtt_topic
-from services.producers.transport import say, stop_on_signals
+from services.runtime import say
 
 TEMPERATURE_C = (18, 30)
 HUMIDITY_PERCENT = (23, 65)
@@ -287,52 +285,12 @@ def run(
     return missing
 
 
-def parse_args(argv: list[str] | None = None) -> BoardOptions:
-    parser = argparse.ArgumentParser(
-        prog="iotlake produce arduino",
-        description="A simulated Arduino with DHT11, SR04 and PIR sensors, publishing over MQTT.",
-    )
-    parser.add_argument("--dht-period", type=float, default=0.2, help="seconds (0.2)")
-    parser.add_argument("--distance-hz", type=float, default=5.0, help="SR04 readings/s (5)")
-    parser.add_argument(
-        "--detections-per-minute", type=float, default=6.0, help="mean PIR detections (6)"
-    )
-    parser.add_argument("--duration", type=float, help="seconds to run (default: until SIGTERM)")
-    parser.add_argument("--seed", type=int, help="reproducible readings")
-    parser.add_argument("--client-id", default="iotlake-board", help="MQTT client id")
-    parser.add_argument("--progress-every", type=float, default=5.0, help="seconds (5)")
-    parser.add_argument(
-        "--stop-timeout", type=float, default=30.0, help="seconds to wait for PUBACKs (30)"
-    )
-    args = parser.parse_args(argv)
-    try:
-        board = BoardConfig(
-            dht_period=args.dht_period,
-            distance_hz=args.distance_hz,
-            detections_per_minute=args.detections_per_minute,
-            seed=args.seed,
-        )
-    except ValueError as error:
-        parser.error(str(error))
-    return BoardOptions(
-        board=board,
-        duration=args.duration,
-        client_id=args.client_id,
-        progress_every=args.progress_every,
-        stop_timeout=args.stop_timeout,
-    )
-
-
-def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
-    """Command line: 0 when the broker acknowledged every reading, 1 otherwise."""
-    options = parse_args(argv)
-    try:
-        settings = settings or load_settings()
-    except ConfigError as error:
-        print(f"iotlake: {error}", file=sys.stderr)
-        return 2
-    return 0 if run(settings, options, stop=stop_on_signals()) == 0 else 1
+def main(settings: Settings, options: BoardOptions, stop: threading.Event) -> int:
+    """Publish until the duration or `stop`; 0 when the broker acknowledged every reading."""
+    return 0 if run(settings, options, stop=stop) == 0 else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from services.runtime import command_line
+
+    command_line("produce", "arduino")

@@ -13,7 +13,6 @@ begins empty, as before.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
 import json
@@ -266,8 +265,9 @@ def _constant_time_shard_ends() -> None:
     Shard.get_min_sequence_number = _first_sequence_number
 
 
-def main(argv: list[str] | None = None) -> None:
-    """moto server with a journal: replay it, then serve and keep journaling."""
+def serve(host: str, port: int, journal_file: Path | None) -> None:
+    """moto server with a journal: replay it, then serve and keep journaling (`iotlake
+    emulator`, which `iotlake up` starts)."""
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -275,25 +275,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     from werkzeug.serving import run_simple
 
-    parser = argparse.ArgumentParser(description="moto server that survives kill -9")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--journal", type=Path, help="journal file; none keeps state in memory")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("MOTO_PORT", str(args.port))
+    os.environ.setdefault("MOTO_PORT", str(port))
     _constant_time_shard_ends()
     app: WsgiApp = DomainDispatcherApplication(create_backend_app)
-    if args.journal:
-        journal = Journal(args.journal)
+    if journal_file:
+        journal = Journal(journal_file)
         began = time.monotonic()
         replayed, refused = replay(app, journal)
         print(
             f"aws: replayed {replayed} journaled requests ({refused} refused) "
-            f"in {time.monotonic() - began:.1f}s from {args.journal}",
+            f"in {time.monotonic() - began:.1f}s from {journal_file}",
             flush=True,
         )
         app = JournaledApp(app, journal)
-    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
 def _replay_allowance(journal: Path) -> float:
@@ -336,4 +331,6 @@ def spec(settings: Settings) -> ServiceSpec:
 
 
 if __name__ == "__main__":
-    main()
+    from services.runtime import command_line
+
+    command_line("emulator")

@@ -9,35 +9,23 @@ of that name). After a failed call it waits `--retry-sleep` seconds (5, as the o
 sends the same records again.
 
 `generate_records` is the pure generator (same seed and start, same records); `run` paces it
-in real time and sends; `main` is the command line.
+in real time and sends; `main` is what `iotlake produce aws-iot` runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
-from iotlake.config import ConfigError, Settings, load_settings
-from services.producers.transport import (
-    TARGETS,
-    PumpOptions,
-    PumpResult,
-    Record,
-    SendStats,
-    Target,
-    final_line,
-    make_sender,
-    pump,
-    say,
-    stop_on_signals,
-)
+from iotlake.config import Settings
+from services.producers.pump import PumpOptions, PumpResult, final_line, pump
+from services.producers.transport import Record, SendStats, Target, make_sender
+from services.runtime import say
 
 STREAM = "iot-sensor-data-stream"
 STATUSES = ("HEALTHY", "WARNING", "CRITICAL")
@@ -255,61 +243,15 @@ def send_records(
     return sender.stats
 
 
-def parse_args(argv: list[str] | None = None) -> SensorOptions:
-    parser = argparse.ArgumentParser(
-        prog="iotlake produce aws-iot",
-        description="IoT sensors sending temperature, pressure and humidity readings.",
-    )
-    parser.add_argument("--devices", type=int, default=5, help="number of devices (5)")
-    parser.add_argument("--rate", type=float, default=1.0, help="records per device per second (1)")
-    limit = parser.add_argument_group("how long (default: until SIGTERM/SIGINT)")
-    limit.add_argument("--duration", type=float, help="seconds to run")
-    limit.add_argument("--records", type=int, help="stop after this many records")
-    parser.add_argument(
-        "--target", choices=TARGETS, help="default: aws_iot.transport in the settings (kinesis)"
-    )
-    parser.add_argument(
-        "--stream", help=f"Kinesis stream or Kafka topic (default: aws_iot.stream, {STREAM})"
-    )
-    parser.add_argument("--seed", type=int, help="reproducible device ids and readings")
-    parser.add_argument("--progress-every", type=float, default=5.0, help="seconds (5)")
-    parser.add_argument(
-        "--retry-sleep", type=float, default=5.0, help="seconds to wait after a failed call (5)"
-    )
-    parser.add_argument("--linger-ms", type=float, default=50.0, help="batching delay in ms (50)")
-    parser.add_argument(
-        "--stop-timeout", type=float, default=30.0, help="seconds to flush when stopping (30)"
-    )
-    args = parser.parse_args(argv)
-    try:
-        sensors = SensorConfig(devices=args.devices, rate=args.rate, seed=args.seed)
-    except ValueError as error:
-        parser.error(str(error))
-    return SensorOptions(
-        sensors=sensors,
-        target=args.target,
-        stream=args.stream,
-        duration=args.duration,
-        records=args.records,
-        progress_every=args.progress_every,
-        retry_sleep=args.retry_sleep,
-        linger_ms=args.linger_ms,
-        stop_timeout=args.stop_timeout,
-    )
-
-
-def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
-    """Command line: 0 when everything generated was sent, 1 when some stayed unsent."""
-    options = parse_args(argv)
-    try:
-        settings = settings or load_settings()
-    except ConfigError as error:
-        print(f"iotlake: {error}", file=sys.stderr)
-        return 2
-    result = run(settings, options, stop=stop_on_signals())
+def main(settings: Settings, options: SensorOptions, stop: threading.Event) -> int:
+    """Run until the duration, record count or `stop`; 0 when everything generated was sent,
+    1 when some stayed unsent."""
+    result = run(settings, options, stop=stop)
     say(final_line(result, "records"))
     return 0 if result.stats.unsent == 0 else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from services.runtime import command_line
+
+    command_line("produce", "aws-iot")

@@ -22,14 +22,12 @@ per device, its weather replaying a seeded seasonal year from a hot summer day (
 `Planner`), so `anomaly_detected` gets fresh rows and the `Defects detected` alert fires.
 
 `generate_batch` is pure (same config, seed and window: same frames); `land_batch` writes one
-batch's CSV files to the landing paths (local or `s3://`); `main` is the command line.
+batch's CSV files to the landing paths (local or `s3://`); `run` plans and lands the batches;
+`main` is what `iotlake produce manufacturing` runs.
 """
 
 from __future__ import annotations
 
-import argparse
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iotlake.config import ConfigError, Settings, load_settings
+from iotlake.config import Settings
+from services.runtime import say
 
 FACTORIES = ("A06", "D18", "J15", "C04", "T10")
 MODELS = (
@@ -447,6 +446,16 @@ class GeneratorOptions:
     interval: float = 30.0
     batches: int | None = None
 
+    def __post_init__(self) -> None:
+        if min(self.more_rows, self.more_devices, self.live_devices, self.backfill_minutes) < 1:
+            raise ValueError(
+                "--more-rows, --more-devices, --live-devices and --backfill-minutes must be >= 1"
+            )
+        if self.interval <= 0 or self.day_minutes <= 0:
+            raise ValueError("--interval and --day-minutes must be positive")
+        if self.batches is not None and self.batches < 1:
+            raise ValueError("--batches must be at least 1")
+
 
 class Planner:
     """The config of each batch: the initial load, then more months; or live windows.
@@ -520,89 +529,15 @@ def run(
     return landed
 
 
-def parse_args(argv: list[str] | None = None) -> GeneratorOptions:
-    parser = argparse.ArgumentParser(
-        prog="iotlake produce manufacturing",
-        description="Sensor and inspection CSV files for the manufacturing pipeline's landing.",
-    )
-    parser.add_argument("--rows", type=int, default=20_000, help="initial load rows (20000)")
-    parser.add_argument("--devices", type=int, default=60, help="devices (60)")
-    parser.add_argument(
-        "--full", action="store_true", help="the original's initial load: ~400k rows, ~60 devices"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of every draw (0)")
-    parser.add_argument(
-        "--more", type=int, default=0, help="batches of 'more data' after the initial load (0)"
-    )
-    parser.add_argument("--more-rows", type=int, default=2_000, help="rows per more batch (2000)")
-    parser.add_argument("--more-devices", type=int, default=10, help="devices per more batch (10)")
-    parser.add_argument(
-        "--more-only", action="store_true", help="land only the --more batches, not the initial"
-    )
-    live = parser.add_argument_group("live mode: windows that end at the current time")
-    live.add_argument("--live", action="store_true", help="land a batch every --interval s")
-    live.add_argument("--interval", type=float, default=30.0, help="seconds between batches (30)")
-    live.add_argument(
-        "--live-devices", type=int, default=20, help="devices, one reading a minute each (20)"
-    )
-    live.add_argument(
-        "--backfill-minutes", type=int, default=60, help="minutes the first batch covers (60)"
-    )
-    live.add_argument(
-        "--day-minutes", type=float, default=60.0, help="wall-clock minutes per simulated day (60)"
-    )
-    live.add_argument("--batches", type=int, help="stop after this many (default: until SIGTERM)")
-    args = parser.parse_args(argv)
-    try:
-        initial = (
-            original_initial(args.seed)
-            if args.full
-            else BatchConfig(rows=args.rows, devices=args.devices, seed=args.seed)
-        )
-        if min(args.more_rows, args.more_devices, args.live_devices, args.backfill_minutes) < 1:
-            raise ValueError(
-                "--more-rows, --more-devices, --live-devices and --backfill-minutes must be >= 1"
-            )
-        if args.interval <= 0 or args.day_minutes <= 0:
-            raise ValueError("--interval and --day-minutes must be positive")
-        if args.batches is not None and args.batches < 1:
-            raise ValueError("--batches must be at least 1")
-    except ValueError as error:
-        parser.error(str(error))
-    return GeneratorOptions(
-        initial=initial,
-        more_batches=args.more,
-        more_rows=args.more_rows,
-        more_devices=args.more_devices,
-        more_only=args.more_only,
-        live=args.live,
-        live_devices=args.live_devices,
-        backfill_minutes=args.backfill_minutes,
-        day_minutes=args.day_minutes,
-        interval=args.interval,
-        batches=args.batches,
-    )
-
-
-def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
-    """Command line: 0 once every planned batch has landed (or a live run was stopped)."""
-    options = parse_args(argv)
-    try:
-        settings = settings or load_settings()
-    except ConfigError as error:
-        print(f"iotlake: {error}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        landed = run(settings, options, stop=stop, report=lambda line: print(line, flush=True))
-    except OSError as error:
-        print(f"iotlake: cannot write landing files: {error}", file=sys.stderr)
-        return 1
-    print(f"{landed} batch(es) landed", flush=True)
+def main(settings: Settings, options: GeneratorOptions, stop: threading.Event) -> int:
+    """Land every planned batch (live: until `stop`), then say how many; OSError when a
+    landing file cannot be written."""
+    landed = run(settings, options, stop=stop, report=say)
+    say(f"{landed} batch(es) landed")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from services.runtime import command_line
+
+    command_line("produce", "manufacturing")

@@ -13,37 +13,25 @@ Kinesis stream `dais2023`, PartitionKey `partition-<device>`; or Kafka topic `da
 phone into a JSON array in one record (an iotlake extension for loads beyond the original).
 
 `generate_events` is the pure generator (the same seed and start give the same events);
-`run` paces it in real time and sends; `main` is the command line.
+`run` paces it in real time and sends; `main` is what `iotlake produce seismograph` runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import heapq
 import json
 import math
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from iotlake.config import ConfigError, Settings, load_settings
-from services.producers.transport import (
-    TARGETS,
-    PumpOptions,
-    PumpResult,
-    Record,
-    SendStats,
-    Target,
-    final_line,
-    make_sender,
-    pump,
-    say,
-    stop_on_signals,
-)
+from iotlake.config import Settings
+from services.producers.pump import PumpOptions, PumpResult, final_line, pump
+from services.producers.transport import Record, SendStats, Target, make_sender
+from services.runtime import say
 
 STREAM = "dais2023"
 MIN_SPACING_MS = 200  # the page sent an event only when more than 200 ms had passed
@@ -305,6 +293,10 @@ class PhoneOptions:
     linger_ms: float = 50.0
     stop_timeout: float = 30.0
 
+    def __post_init__(self) -> None:
+        if self.pack < 1:
+            raise ValueError("pack must be at least 1")
+
 
 def resolved(options: PhoneOptions, settings: Settings) -> PhoneOptions:
     """Fill the target and stream the command line left open from the settings."""
@@ -389,82 +381,15 @@ def send_events(
     return sender.stats
 
 
-def parse_args(argv: list[str] | None = None) -> PhoneOptions:
-    parser = argparse.ArgumentParser(
-        prog="iotlake produce seismograph",
-        description="Simulated phones sending accelerometer magnitudes, as at DAIS 2023.",
-    )
-    parser.add_argument("--phones", type=int, default=130, help="number of phones (130)")
-    parser.add_argument(
-        "--rate-per-phone", type=float, default=5.0, help="events/s per phone, at most 5 (5)"
-    )
-    limit = parser.add_argument_group("how long (default: until SIGTERM/SIGINT)")
-    limit.add_argument("--duration", type=float, help="seconds to run")
-    limit.add_argument("--events", type=int, help="stop after this many events")
-    parser.add_argument(
-        "--shaken-fraction", type=float, default=0.25, help="share of phones being shaken (0.25)"
-    )
-    parser.add_argument(
-        "--peak", type=float, default=DAIS_PEAK, help="magnitude the hardest shaker reaches (230)"
-    )
-    parser.add_argument(
-        "--pack", type=int, default=1, help="events of one phone per record, as a JSON array (1)"
-    )
-    parser.add_argument(
-        "--target", choices=TARGETS, help="default: seismograph.transport in the settings (kinesis)"
-    )
-    parser.add_argument(
-        "--stream", help=f"Kinesis stream or Kafka topic (default: seismograph.stream, {STREAM})"
-    )
-    parser.add_argument("--seed", type=int, help="reproducible devices and magnitudes")
-    parser.add_argument("--progress-every", type=float, default=5.0, help="seconds (5)")
-    parser.add_argument(
-        "--retry-sleep", type=float, default=1.0, help="seconds to wait after a failed call (1)"
-    )
-    parser.add_argument("--linger-ms", type=float, default=50.0, help="batching delay in ms (50)")
-    parser.add_argument(
-        "--stop-timeout", type=float, default=30.0, help="seconds to flush when stopping (30)"
-    )
-    args = parser.parse_args(argv)
-    try:
-        fleet = FleetConfig(
-            phones=args.phones,
-            rate_per_phone=args.rate_per_phone,
-            shaken_fraction=args.shaken_fraction,
-            peak=args.peak,
-            seed=args.seed,
-        )
-        if args.pack < 1:
-            raise ValueError("pack must be at least 1")
-    except ValueError as error:
-        parser.error(str(error))
-    return PhoneOptions(
-        fleet=fleet,
-        target=args.target,
-        stream=args.stream,
-        pack=args.pack,
-        duration=args.duration,
-        events=args.events,
-        progress_every=args.progress_every,
-        retry_sleep=args.retry_sleep,
-        linger_ms=args.linger_ms,
-        stop_timeout=args.stop_timeout,
-    )
-
-
-def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
-    """Command line: 0 when everything generated was sent, 1 when some stayed unsent."""
-    options = parse_args(argv)
-    try:
-        settings = settings or load_settings()
-    except ConfigError as error:
-        print(f"iotlake: {error}", file=sys.stderr)
-        return 2
-    stop = stop_on_signals()
+def main(settings: Settings, options: PhoneOptions, stop: threading.Event) -> int:
+    """Run until the duration, event count or `stop`; 0 when everything generated was sent,
+    1 when some stayed unsent."""
     result = run(settings, options, stop=stop)
     say(final_line(result))
     return 0 if result.stats.unsent == 0 else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from services.runtime import command_line
+
+    command_line("produce", "seismograph")

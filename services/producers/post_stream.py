@@ -15,172 +15,42 @@ under a dot-name first and renamed, so Auto Loader (which skips dot-names) never
 a file.
 
 `generate_posts` is the pure generator; `batches` groups posts into files; `run` paces the
-files in real time and writes them; `main` is the command line (`iotlake produce
-text-sentiment`).
+files in real time and writes them; `main` is what `iotlake produce text-sentiment` runs.
+The words posts are made of live in `services.producers.post_corpus`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from iotlake.config import ConfigError, Settings, load_settings
-from services.producers.transport import say, stop_on_signals
+from iotlake.config import Settings
+from services.producers.post_corpus import (
+    CLOSERS,
+    FIRST_NAMES,
+    LAST_NAMES,
+    MOODS,
+    OPENERS,
+    PLACES,
+    SOURCES,
+    TEMPLATES,
+    TOPICS,
+)
+from services.runtime import say
 
 LANDING = "text-sentiment/posts"
 POSTS_PER_FILE = 5
 MAX_POSTS = 50_000
-# What the original tracked (Twitter-Stream-S3.py) and the languages it asked for.
-TOPICS = (
-    "Databricks",
-    "data science",
-    "AI/ML",
-    "data lake",
-    "machine learning",
-    "lakehouse",
-    "DLT",
-    "Delta Live Tables",
-)
+# The languages the original asked for.
 LANGUAGES = ("en", "de", "es")
 DEFAULT_MIX = {"en": 0.6, "de": 0.2, "es": 0.2}
 # Twitter's snowflake ids of mid 2022, so ids look like the original's (and need a BIGINT).
 FIRST_ID = 1_530_000_000_000_000_000
-SOURCES = (
-    '<a href="https://mobile.twitter.com" rel="nofollow">Twitter Web App</a>',
-    '<a href="http://twitter.com/download/iphone" rel="nofollow">Twitter for iPhone</a>',
-    '<a href="http://twitter.com/download/android" rel="nofollow">Twitter for Android</a>',
-    '<a href="https://buffer.com" rel="nofollow">Buffer</a>',
-)
-PLACES = (
-    ("San Francisco, CA", "US", "United States", 37.7749, -122.4194),
-    ("Berlin, Germany", "DE", "Germany", 52.5200, 13.4050),
-    ("Madrid, Spain", "ES", "Spain", 40.4168, -3.7038),
-    ("Amsterdam, The Netherlands", "NL", "Netherlands", 52.3676, 4.9041),
-    ("New York, NY", "US", "United States", 40.7128, -74.0060),
-    ("Munich, Germany", "DE", "Germany", 48.1351, 11.5820),
-    ("Barcelona, Spain", "ES", "Spain", 41.3874, 2.1686),
-    ("London, England", "GB", "United Kingdom", 51.5072, -0.1276),
-)
-
-# Sentences per language and mood; {topic} is one tracked topic, {other} another.
-TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
-    "en": {
-        "positive": (
-            "Just shipped our first {topic} pipeline and it is amazing, great work team!",
-            "Loving how easy {topic} makes streaming. Best decision we made this year",
-            "Wow, {topic} plus {other} is a fantastic combo. Highly recommend it",
-            "Super excited to speak about {topic} next week, come say hi!",
-            "{topic} saved us hours every day. Brilliant and simple, thank you",
-            "Great talk on {topic} today, clear, fun and really inspiring",
-            "Our {other} costs dropped a lot after moving to {topic}. Happy engineers!",
-            "Finally understood {topic}, what a beautiful idea. Enjoying every minute",
-            "The {topic} community is so helpful, thanks for the quick answers",
-            "Proud of our team: {topic} in production, zero incidents, great results",
-            "{topic} keynote was excellent, impressive demos of {other}",
-        ),
-        "negative": (
-            "Spent all day fighting {topic} errors. Frustrating and painful",
-            "Why is {topic} so slow today? Terrible experience, nothing works",
-            "{topic} broke our {other} job again, awful night on call",
-            "Disappointed by the {topic} docs, confusing and wrong",
-            "Hate it when {topic} fails silently. Lost data, angry users",
-            "Worst outage ever, {topic} cluster crashed and the {other} team is sad",
-            "{topic} pricing is a nightmare, bad surprise on the bill",
-            "Sad to see {topic} jobs stuck for hours, ugly bugs everywhere",
-            "Ugh, {topic} migration failed and our {other} dashboard is broken",
-        ),
-        "neutral": (
-            "Reading about {topic} and {other} this afternoon",
-            "How does {topic} handle schema changes? Asking for a project",
-            "Notes from the {topic} session are in the thread",
-            "New blog post: {topic} for {other} engineers",
-            "Is anyone running {topic} on premises?",
-            "Workshop on {topic} starts at 10:00 in room B",
-            "Comparing {topic} and {other} for our next platform",
-            "Slides for the {topic} meetup are online",
-            "Migrating from {other} to {topic} this quarter",
-        ),
-    },
-    "de": {
-        "positive": (
-            "{topic} ist einfach großartig, unser Team ist begeistert!",
-            "Toller Vortrag über {topic} und {other} heute, vielen Dank",
-            "Mit {topic} läuft unsere Pipeline endlich stabil. Super!",
-        ),
-        "negative": (
-            "{topic} hat heute wieder alles kaputt gemacht, sehr ärgerlich",
-            "Die Doku zu {topic} ist leider schlecht und verwirrend",
-            "Stundenlang Fehler in {topic} gesucht, furchtbar",
-        ),
-        "neutral": (
-            "Heute lese ich über {topic} und {other}",
-            "Wer nutzt {topic} schon in Produktion?",
-            "Neuer Artikel: {topic} für {other} Teams",
-        ),
-    },
-    "es": {
-        "positive": (
-            "¡{topic} es increíble, nuestro equipo está encantado!",
-            "Gran charla sobre {topic} y {other}, muchas gracias",
-            "Con {topic} todo funciona mucho mejor. ¡Genial!",
-        ),
-        "negative": (
-            "{topic} falló otra vez, qué frustración",
-            "La documentación de {topic} es mala y confusa",
-            "Horas perdidas con errores de {topic}, terrible",
-        ),
-        "neutral": (
-            "Leyendo sobre {topic} y {other} esta tarde",
-            "¿Alguien usa {topic} en producción?",
-            "Nuevo artículo: {topic} para equipos de {other}",
-        ),
-    },
-}
-MOODS = ("positive", "negative", "neutral")
-# Optional words before and after a sentence, so the same sentence scores differently.
-OPENERS: dict[str, tuple[str, ...]] = {
-    "en": ("Honestly,", "Quick update:", "Day 2 of the conference:", "Hot take:", "PSA:"),
-    "de": ("Ehrlich gesagt:", "Kurzes Update:", "Tag 2 der Konferenz:"),
-    "es": ("Sinceramente,", "Actualización rápida:", "Día 2 de la conferencia:"),
-}
-CLOSERS: dict[str, dict[str, tuple[str, ...]]] = {
-    "en": {
-        "positive": (
-            "Can't wait to see what's next!",
-            "Kudos to everyone involved.",
-            "Love this community :)",
-            "So good.",
-            "Absolutely wonderful!!!",
-        ),
-        "negative": (
-            "Not impressed.",
-            "Really annoying.",
-            "Sigh.",
-            "Please fix this :(",
-            "This is the worst!!!",
-        ),
-        "neutral": ("Thoughts?", "Link below.", "More soon.", "Details in the docs."),
-    },
-    "de": {
-        "positive": ("Weiter so!", "Danke an alle."),
-        "negative": ("Echt nervig.", "Bitte reparieren."),
-        "neutral": ("Meinungen?", "Link unten."),
-    },
-    "es": {
-        "positive": ("¡Sigan así!", "Gracias a todos."),
-        "negative": ("Muy molesto.", "Por favor, arréglenlo."),
-        "neutral": ("¿Opiniones?", "Enlace abajo."),
-    },
-}
-FIRST_NAMES = ("Ana", "Ben", "Carla", "Dirk", "Elena", "Felix", "Greta", "Hugo", "Ines", "Jonas")
-LAST_NAMES = ("Meyer", "Garcia", "Smith", "Schulz", "Lopez", "Brown", "Weber", "Ruiz", "Lee")
 
 
 @dataclass(frozen=True)
@@ -488,6 +358,14 @@ class RunOptions:
     landing: str | None = None
     progress_every: float = 10.0
 
+    def __post_init__(self) -> None:
+        if self.rate <= 0:
+            raise ValueError("--rate must be positive")
+        if self.count < 0:
+            raise ValueError("--count must not be negative")
+        if self.per_file < 1:
+            raise ValueError("--per-file must be at least 1")
+
 
 @dataclass
 class RunResult:
@@ -544,7 +422,7 @@ def _progress(result: RunResult) -> str:
     return f"{result.posts} posts in {result.files} files ({languages or 'none'})"
 
 
-def _mix(text: str) -> dict[str, float]:
+def language_mix(text: str) -> dict[str, float]:
     """`en=0.6,de=0.2,es=0.2` as a dict; a bad item raises ValueError naming it."""
     mix: dict[str, float] = {}
     for item in text.split(","):
@@ -556,70 +434,13 @@ def _mix(text: str) -> dict[str, float]:
     return mix
 
 
-def parse_args(argv: list[str] | None = None, settings: Settings | None = None) -> RunOptions:
-    """The command line's options; defaults come from the `text_sentiment` settings."""
-    config = settings.text_sentiment if settings is not None else None
-    parser = argparse.ArgumentParser(
-        prog="iotlake produce text-sentiment",
-        description="Replay seeded multilingual posts as tweets_<epoch>.json landing files.",
-    )
-    parser.add_argument(
-        "--rate", type=float, default=config.rate if config else 5.0, help="posts per second"
-    )
-    parser.add_argument(
-        "--count",
-        type=int,
-        default=config.max_posts if config else MAX_POSTS,
-        help="stop after this many posts (50000, as the original)",
-    )
-    parser.add_argument(
-        "--per-file",
-        type=int,
-        default=config.posts_per_file if config else POSTS_PER_FILE,
-        help="posts per file (5)",
-    )
-    parser.add_argument(
-        "--languages",
-        default=",".join(f"{k}={v:g}" for k, v in DEFAULT_MIX.items()),
-        help="language mix, e.g. en=0.6,de=0.2,es=0.2",
-    )
-    parser.add_argument("--seed", type=int, help="reproducible posts")
-    parser.add_argument("--start-ms", type=int, help="epoch ms of the first post (default: now)")
-    parser.add_argument("--landing", help="landing directory or s3:// URI (default: the lake's)")
-    parser.add_argument("--progress-every", type=float, default=10.0, help="seconds (10)")
-    args = parser.parse_args(argv)
-    if args.rate <= 0:
-        parser.error("--rate must be positive")
-    if args.count < 0:
-        parser.error("--count must not be negative")
-    if args.per_file < 1:
-        parser.error("--per-file must be at least 1")
-    try:
-        stream = StreamConfig(seed=args.seed, languages=_mix(args.languages))
-    except ValueError as error:
-        parser.error(str(error))
-    return RunOptions(
-        stream=stream,
-        rate=args.rate,
-        count=args.count,
-        per_file=args.per_file,
-        start_ms=args.start_ms,
-        landing=args.landing,
-        progress_every=args.progress_every,
-    )
-
-
-def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
-    """Command line: 0 once every post is written (or the run was stopped), 2 on bad config."""
-    try:
-        settings = settings or load_settings()
-    except ConfigError as error:
-        print(f"iotlake: {error}", file=sys.stderr)
-        return 2
-    options = parse_args(argv, settings)
-    run(settings, options, stop=stop_on_signals())
+def main(settings: Settings, options: RunOptions, stop: threading.Event) -> int:
+    """Write the posts until all are written or `stop`; what was written stays written."""
+    run(settings, options, stop=stop)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from services.runtime import command_line
+
+    command_line("produce", "text-sentiment")

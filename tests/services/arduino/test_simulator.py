@@ -12,12 +12,12 @@ from itertools import pairwise
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import pytest
 
 from services.arduino import DISTANCE, HUMIDITY, PIR, TEMPERATURE
-from services.arduino.simulator import BoardConfig, generate_readings, parse_args, payload
+from services.arduino.simulator import BoardConfig, generate_readings, payload
 from tests.conftest import settings_env
 from tests.services.arduino import private_arduino
+from tests.services.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -66,8 +66,10 @@ def test_payload_is_the_originals_json_with_the_integer_as_a_string():
 
 
 def test_bad_rates_are_refused_on_the_command_line():
-    with pytest.raises(SystemExit):
-        parse_args(["--distance-hz", "0"])
+    result = run_cli(None, "produce", "arduino", "--distance-hz", "0")
+
+    assert result.exit_code == 2
+    assert "distance_hz must be in (0, 1000]" in result.stderr
 
 
 def test_simulator_command_publishes_over_mqtt_and_stops_cleanly_on_sigterm(stack):

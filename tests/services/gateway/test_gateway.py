@@ -29,15 +29,11 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from iotlake.config import Settings
-from services.gateway.server import (
-    MAX_EVENTS_PER_REQUEST,
-    Gateway,
-    GatewayError,
-    GatewayServer,
-    KinesisForwarder,
-    build_gateway,
-    make_server,
-)
+from services.gateway.forwarding import GatewayError
+from services.gateway.ingest import Gateway, build_gateway
+from services.gateway.server import GatewayServer, make_server
+from services.gateway.validation import MAX_EVENTS_PER_REQUEST
+from services.producers.transport import KinesisSender
 from tests.conftest import free_port, settings_env
 
 REPO = Path(__file__).resolve().parents[3]
@@ -440,7 +436,7 @@ def test_start_fails_clearly_when_the_broker_is_down(stack):
 
 
 def test_forward_failure_answers_503_and_accepts_nothing(stack):
-    gateway = Gateway(stack, [KinesisForwarder(stack, "no-such-stream")])
+    gateway = Gateway(stack, [KinesisSender(stack, "no-such-stream")])
     try:
         reply = gateway.handle(compact(event(new_device())))
     finally:

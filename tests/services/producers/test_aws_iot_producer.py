@@ -10,17 +10,17 @@ import uuid
 from collections import Counter, defaultdict
 
 import boto3
-import pytest
 
+from services.producers import aws_iot_producer
 from services.producers.aws_iot_producer import (
     STATUSES,
     SensorConfig,
     SensorOptions,
     generate_records,
-    parse_args,
     resolved,
     run,
 )
+from tests.services.cli import run_cli
 from tests.services.producers import (
     FINAL_LINE,
     FakeClock,
@@ -178,18 +178,27 @@ def test_sigterm_exits_zero_and_the_printed_count_is_what_the_stream_holds(stack
     assert int(sent.group(1)) == len(read_stream(stack, stream)) > 0
 
 
-def test_defaults_are_five_devices_once_a_second_to_the_provisioned_stream(stack):
-    options = resolved(parse_args([]), stack)
+def test_defaults_are_five_devices_once_a_second_to_the_provisioned_stream(stack, monkeypatch):
+    seen = {}
+
+    def main(settings, options, stop):
+        seen["options"] = resolved(options, settings)
+        return 0
+
+    monkeypatch.setattr(aws_iot_producer, "main", main)
+    result = run_cli(stack, "produce", "aws-iot")
+    options = seen["options"]
     kinesis = boto3.client("kinesis", **stack.aws.boto3_kwargs())
     summary = kinesis.describe_stream_summary(StreamName=options.stream)
 
+    assert result.exit_code == 0, result.output
     assert (options.sensors.devices, options.sensors.rate, options.retry_sleep) == (5, 1.0, 5.0)
     assert (options.stream, options.target) == ("iot-sensor-data-stream", "kinesis")
     assert summary["StreamDescriptionSummary"]["OpenShardCount"] == 1
 
 
-def test_a_non_positive_rate_is_refused(capsys):
-    with pytest.raises(SystemExit):
-        parse_args(["--rate", "0"])
+def test_a_non_positive_rate_is_refused():
+    result = run_cli(None, "produce", "aws-iot", "--rate", "0")
 
-    assert "rate must be" in capsys.readouterr().err
+    assert result.exit_code == 2
+    assert "rate must be" in result.stderr

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from iotlake.config import load_settings
 from services.producers import manufacturing_generator as gen
 from spark_jobs.io.storage import landing_uri
+from tests.services.cli import run_cli
 
 CONFIG = gen.BatchConfig(rows=20_000, devices=60, seed=11)
 
@@ -154,25 +155,27 @@ def test_live_batches_cover_consecutive_windows_ending_now(tmp_path):
     assert not list(sensor_dir.glob(".*"))  # no partial file left behind
 
 
-def test_command_line_lands_the_initial_load_then_more_batches_alone(tmp_path, capsys):
+def test_command_line_lands_the_initial_load_then_more_batches_alone(tmp_path):
     settings = load_settings(lake={"root": str(tmp_path / "lake")}, state_dir=str(tmp_path))
+    command = ("produce", "manufacturing")
 
-    code = gen.main(["--rows", "3000", "--devices", "8", "--more", "2"], settings=settings)
+    first = run_cli(settings, *command, "--rows", "3000", "--devices", "8", "--more", "2")
 
-    assert code == 0
+    assert first.exit_code == 0, first.output
     inspection_dir = Path(landing_uri(settings, settings.manufacturing.inspection_landing))
     assert len(list(inspection_dir.glob("*.csv"))) == 3
-    assert "3 batch(es) landed" in capsys.readouterr().out
+    assert "3 batch(es) landed" in first.stdout
 
-    code = gen.main(["--more", "1", "--more-only", "--seed", "5"], settings=settings)
+    more = run_cli(settings, *command, "--more", "1", "--more-only", "--seed", "5")
 
-    assert code == 0 and len(list(inspection_dir.glob("*.csv"))) == 4
-    assert "1 batch(es) landed" in capsys.readouterr().out
+    assert more.exit_code == 0 and len(list(inspection_dir.glob("*.csv"))) == 4
+    assert "1 batch(es) landed" in more.stdout
 
 
-def test_command_line_refuses_impossible_sizes_with_exit_code_2(tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        gen.parse_args(["--rows", "0"])
-    assert exit_info.value.code == 2
+def test_command_line_refuses_impossible_sizes_with_exit_code_2():
+    result = run_cli(None, "produce", "manufacturing", "--rows", "0")
+
+    assert result.exit_code == 2
+    assert "rows must be at least 1" in result.stderr
     assert gen.original_initial(0).rows >= 390_000
     assert timedelta(0) < gen.original_initial(0).end - gen.original_initial(0).start

@@ -14,15 +14,16 @@ import boto3
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from services.producers import phone_simulator
 from services.producers.phone_simulator import (
     FleetConfig,
     PhoneFleet,
     PhoneOptions,
     generate_events,
-    parse_args,
     resolved,
     run,
 )
+from tests.services.cli import run_cli
 from tests.services.producers import (
     FINAL_LINE,
     FakeClock,
@@ -241,21 +242,30 @@ def test_sigterm_flushes_and_the_printed_count_is_what_the_stream_holds(stack):
     assert int(sent.group(1)) == int(sent.group(2)) == len(read_stream(stack, stream)) > 0
 
 
-def test_defaults_name_the_provisioned_stream_and_topic(stack):
-    options = resolved(parse_args([]), stack)
+def test_defaults_name_the_provisioned_stream_and_topic(stack, monkeypatch):
+    seen = {}
+
+    def main(settings, options, stop):
+        seen["options"] = resolved(options, settings)
+        return 0
+
+    monkeypatch.setattr(phone_simulator, "main", main)
+    result = run_cli(stack, "produce", "seismograph")
+    options = seen["options"]
     kinesis = boto3.client("kinesis", **stack.aws.boto3_kwargs())
     summary = kinesis.describe_stream_summary(StreamName=options.stream)
     admin = AdminClient({"bootstrap.servers": stack.kafka.bootstrap_servers})
     topics = admin.list_topics(timeout=10).topics
 
+    assert result.exit_code == 0, result.output
     assert (options.stream, options.target, options.pack) == ("dais2023", "kinesis", 1)
     assert (options.fleet.phones, options.fleet.rate_per_phone) == (130, 5.0)
     assert summary["StreamDescriptionSummary"]["OpenShardCount"] == 4
     assert len(topics["dais2023"].partitions) == 4
 
 
-def test_more_than_five_events_a_second_per_phone_is_refused(capsys):
-    with pytest.raises(SystemExit):
-        parse_args(["--rate-per-phone", "6"])
+def test_more_than_five_events_a_second_per_phone_is_refused():
+    result = run_cli(None, "produce", "seismograph", "--rate-per-phone", "6")
 
-    assert "one event per 200 ms" in capsys.readouterr().err
+    assert result.exit_code == 2
+    assert "one event per 200 ms" in result.stderr

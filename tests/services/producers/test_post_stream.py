@@ -20,10 +20,10 @@ from services.producers.post_stream import (
     StreamConfig,
     batches,
     generate_posts,
-    main,
     run,
 )
 from tests.conftest import settings_for
+from tests.services.cli import run_cli
 
 START_MS = 1_653_500_000_000
 # The fields the pipeline's tables read, and a few more of the tweet JSON shape.
@@ -120,17 +120,16 @@ def test_a_stopped_run_keeps_what_it_wrote_and_leaves_no_partial_file(tmp_path):
     assert not [name for name in names if name.startswith(".")]
 
 
-def test_bad_options_stop_the_command_with_a_message_naming_them(tmp_path, capsys):
+def test_bad_options_stop_the_command_with_a_message_naming_them(tmp_path):
     settings = settings_for(tmp_path)
 
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--languages", "en=0.5,fr=0.5"], settings=settings)
+    unknown = run_cli(settings, "produce", "text-sentiment", "--languages", "en=0.5,fr=0.5")
+    no_rate = run_cli(settings, "produce", "text-sentiment", "--rate", "0")
 
-    assert exit_info.value.code == 2
-    assert "no corpus for language(s) ['fr']" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--rate", "0"], settings=settings)
-    assert "--rate must be positive" in capsys.readouterr().err
+    assert unknown.exit_code == 2
+    assert "no corpus for language(s) ['fr']" in unknown.stderr
+    assert no_rate.exit_code == 2
+    assert "--rate must be positive" in no_rate.stderr
 
 
 def test_posts_land_as_objects_in_the_landing_bucket_of_an_s3_lake(stack):
