@@ -778,3 +778,26 @@ def bench_io_command(
         bench_io(spark, settings(), kafka_rows, kinesis_rows, report=typer.echo)
     finally:
         spark.stop()
+
+
+@bench.command("demo")
+def bench_demo_command(
+    minutes: Annotated[float, typer.Option(help="how long to watch the demo")] = 30.0,
+    sample_seconds: Annotated[float, typer.Option(help="seconds between samples")] = 10.0,
+    out: Annotated[Path, typer.Option(help="where the JSON and PNG go")] = Path("bench-results"),
+    keep_state: Annotated[
+        bool, typer.Option("--keep-state", help="keep the private stack's logs and tables")
+    ] = False,
+) -> None:
+    """Everything `iotlake demo` runs, for --minutes on a private stack: backlog per table,
+    RSS per process, event -> table latency, and whether the five systems keep up."""
+    from iotlake.bench.demo import DemoBenchConfig, run_demo_bench
+    from iotlake.bench.processes import BenchError
+
+    try:
+        config = DemoBenchConfig(
+            minutes=minutes, sample_seconds=sample_seconds, out_dir=out, keep_state=keep_state
+        )
+        run_demo_bench(settings(), config, report=typer.echo)
+    except BenchError as error:
+        raise fail(str(error)) from None
