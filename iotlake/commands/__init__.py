@@ -1,0 +1,1 @@
+"""The `iotlake` commands, one module per group; `iotlake.cli` puts them on the root app."""
