@@ -2,7 +2,8 @@
 
 Like a Lakeflow pipeline's event log, it is what the data-quality page reads. Each batch's
 rows are appended as an idempotent Delta write under the same writer id and batch number as
-the data (`txnAppId` / `txnVersion`), so a batch replayed after a crash is logged once.
+the data (`txnAppId` / `txnVersion`), so a batch replayed after a crash is logged once; the
+tables one micro-batch writes are logged in one commit.
 """
 
 from __future__ import annotations
@@ -99,7 +100,23 @@ def record(
     seconds: float,
 ) -> None:
     """Append the batch's rows, once per writer and batch."""
-    _append(spark, settings, spec.system, app_id, batch_id, rows(spec, batch_id, quality, seconds))
+    record_batch(spark, settings, app_id, batch_id, [(spec, quality, seconds)])
+
+
+def record_batch(
+    spark: SparkSession,
+    settings: Settings,
+    app_id: str,
+    batch_id: int,
+    tables: list[tuple[TableSpec, BatchQuality, float]],
+) -> None:
+    """Append the rows of every table one micro-batch wrote (a flow and the tables computed
+    inside its batches) in one commit, once per writer and batch: one commit instead of one
+    per table keeps the log off the batch's critical path."""
+    log_rows = [
+        row for spec, quality, seconds in tables for row in rows(spec, batch_id, quality, seconds)
+    ]
+    _append(spark, settings, tables[0][0].system, app_id, batch_id, log_rows)
 
 
 def record_expectation(

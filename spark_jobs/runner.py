@@ -1,15 +1,16 @@
-"""Runs a pipeline's flows as streaming queries, one per table (or `append_flow`).
+"""Runs a pipeline's flows as streaming queries: one per flow, less the tables computed inside
+another flow's micro-batches (`flows.plan_chain`).
 
 A pipeline (`lakeflow.loader`) is loaded and its graph resolved first; each query then runs
 its flow's function, which reads a source or an upstream table by name through Delta Lake's
-streaming source, and in each micro-batch writes the
-rows its expectations keep with Delta Lake for Spark, exactly once: appends and overwrites as
-idempotent writes (`txnAppId` = the flow's writer id, `txnVersion` = the batch id), update-mode
-aggregates as a MERGE on their keys under the same transaction ids. The expectations are
-counted in the same pass as the write (`quality.check`) and the batch's counts appended to the
-system's `event_log`. A materialized view is recomputed whole from the current snapshots of its
-upstream tables and overwrites its table; `run_continuous` refreshes it when an upstream table
-has changed, at most every `pipelines.refresh_seconds`.
+streaming source, and in each micro-batch writes the rows its expectations keep with Delta
+Lake for Spark, exactly once: appends and overwrites as idempotent writes (`txnAppId` = the
+table's writer id, `txnVersion` = the batch id), aggregates as a MERGE on their keys under
+the same transaction ids. The expectations are counted in the same pass as the write
+(`quality.check`); the counts of every table a micro-batch wrote go to the system's
+`event_log` in one commit. A materialized view is recomputed whole from the current
+snapshots of its upstream tables and overwrites its table; `run_continuous` refreshes it
+when an upstream table has changed, at most every `pipelines.refresh_seconds`.
 
 When an Auto Loader source finds new columns, it records the evolved schema and stops its
 query; the runner then restarts that query, whose table gains the new columns. A query whose
@@ -22,12 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
@@ -35,11 +35,12 @@ from pyspark.sql.streaming import StreamingQuery
 
 from iotlake.config import Settings
 from spark_jobs import catalog, event_log, late_rows
+from spark_jobs.flows import Link, OutputMode, WriteMode, plan_chain, write_mode
 from spark_jobs.io.autoloader import SchemaEvolutionError
 from spark_jobs.io.storage import is_local, local_path
 from spark_jobs.lakeflow.api import TableSpec
 from spark_jobs.lakeflow.loader import Pipeline, declared_or, load_pipeline
-from spark_jobs.quality import ExpectationFailed, check, failure_message
+from spark_jobs.quality import BatchQuality, ExpectationFailed, check, failure_message
 
 PIPELINES_ROOT = Path(__file__).resolve().parent
 # Restarts allowed per table and run: a query that keeps stopping has a real problem.
@@ -51,9 +52,6 @@ WORKER_START_FAILURES = (
 # Delta Lake's streaming source stops when the table it reads gains columns; a restarted
 # query reads the new schema.
 UPSTREAM_SCHEMA_CHANGES = ("DELTA_SCHEMA_CHANGED",)
-
-
-OutputMode = Literal["append", "update", "complete"]
 
 
 def _discover_systems() -> dict[str, Path]:
@@ -77,7 +75,11 @@ class Flow:
     spec: TableSpec
     query: StreamingQuery
     table_uri: str
-    chained: tuple[TableSpec, ...] = ()
+    links: tuple[Link, ...] = ()
+
+    @property
+    def chained(self) -> tuple[TableSpec, ...]:
+        return tuple(link.spec for link in self.links)
 
 
 def load(
@@ -152,11 +154,13 @@ def write_batch(
     mode: OutputMode = "append",
     keys: tuple[str, ...] = (),
     replace_schema: bool = False,
+    combine: tuple[tuple[str, str], ...] = (),
 ) -> None:
     """Write one batch as Delta transaction `batch_id` of writer `app_id`: appended, merged
-    on `keys` (an aggregate's groups), or replacing the table (`complete`)."""
+    on `keys` (an aggregate's groups; `combine` folds partial aggregates into the table's
+    values), or replacing the table (`complete`)."""
     if mode == "update" and keys:
-        _merge(rows, keys, uri, app_id, batch_id)
+        _merge(rows, keys, uri, app_id, batch_id, combine)
         return
     writer = (
         rows.write.format("delta")
@@ -169,7 +173,14 @@ def write_batch(
     writer.save(uri)
 
 
-def _merge(rows: DataFrame, keys: tuple[str, ...], uri: str, app_id: str, batch_id: int) -> None:
+def _merge(
+    rows: DataFrame,
+    keys: tuple[str, ...],
+    uri: str,
+    app_id: str,
+    batch_id: int,
+    combine: tuple[tuple[str, str], ...] = (),
+) -> None:
     """Upsert aggregate rows on `keys` (null-safe: a group whose key is null stays one row).
 
     The rows are materialized first: that one pass runs the batch's plan (and its expectation
@@ -184,78 +195,18 @@ def _merge(rows: DataFrame, keys: tuple[str, ...], uri: str, app_id: str, batch_
     session.conf.set("spark.databricks.delta.write.txnAppId", app_id)
     session.conf.set("spark.databricks.delta.write.txnVersion", str(batch_id))
     try:
-        (
+        merge = (
             DeltaTable.forPath(session, uri)
             .alias("target")
             .merge(source.alias("source"), condition)
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
         )
+        matched = (
+            merge.whenMatchedUpdate(set=dict(combine)) if combine else merge.whenMatchedUpdateAll()
+        )
+        matched.whenNotMatchedInsertAll().execute()
     finally:
         session.conf.unset("spark.databricks.delta.write.txnAppId")
         session.conf.unset("spark.databricks.delta.write.txnVersion")
-
-
-@dataclass(frozen=True)
-class WriteMode:
-    """How a streaming flow's batches reach its table, read off its plan: rows appended;
-    an aggregate's changed groups merged on its grouping columns; or, for a global aggregate
-    or a sorted one, the whole result replacing the table."""
-
-    mode: OutputMode
-    keys: tuple[str, ...] = ()
-
-
-def write_mode(frame: DataFrame) -> WriteMode:
-    """The write a flow's plan needs; Lakeflow decides it the same way, unasked."""
-    plan = frame._jdf.queryExecution().analyzed()  # type: ignore[operator]
-    text = plan.toString()
-    if not _AGGREGATE.search(text):
-        return WriteMode("append")
-    if _SORT.search(text):
-        return WriteMode("complete")
-    keys = _grouping_columns(plan)
-    return WriteMode("update", keys) if keys else WriteMode("complete")
-
-
-_AGGREGATE = re.compile(r"^[\s+:|~-]*Aggregate\b", re.MULTILINE)
-_SORT = re.compile(r"^[\s+:|~-]*Sort\b", re.MULTILINE)
-
-
-def _seq(scala_seq) -> list:
-    return [scala_seq.apply(index) for index in range(scala_seq.size())]
-
-
-def _ids(expression) -> set[int]:
-    return {attribute.exprId().id() for attribute in _seq(expression.references().toSeq())}
-
-
-def _derived(expression, keys: set[int]) -> bool:
-    """Computed from key columns alone (a constant, referencing nothing, is not a key)."""
-    references = _ids(expression)
-    return bool(references) and references <= keys
-
-
-def _grouping_columns(plan) -> tuple[str, ...]:
-    """Output columns computed from the aggregate's grouping expressions alone: the keys a
-    changed group's row replaces its earlier row by. Empty when the plan is not a chain of
-    single-input nodes over one aggregate."""
-    above = []
-    node = plan
-    while node.getClass().getSimpleName() != "Aggregate":
-        children = _seq(node.children())
-        if len(children) != 1:
-            return ()
-        above.append(node)
-        node = children[0]
-    grouped = set().union(*(_ids(e) for e in _seq(node.groupingExpressions())))
-    keys = {e.exprId().id() for e in _seq(node.aggregateExpressions()) if _derived(e, grouped)}
-    for parent in reversed(above):
-        # A projection keeps a key column (it references itself) and derives new ones.
-        if parent.getClass().getSimpleName() == "Project":
-            keys = {e.exprId().id() for e in _seq(parent.projectList()) if _derived(e, keys)}
-    return tuple(a.name() for a in _seq(plan.output()) if a.exprId().id() in keys)
 
 
 def _batch_writer(
@@ -265,28 +216,46 @@ def _batch_writer(
     write: WriteMode,
     checkpoint_location: str,
     report: Callable[[str], None],
-    chained: tuple[TableSpec, ...] = (),
+    links: tuple[Link, ...] = (),
 ) -> Callable[[DataFrame, int], None]:
-    """The foreachBatch function: the table's batch, then each chained table's, each with
-    its expectations, an exactly-once write and its event-log rows."""
+    """The foreachBatch function: the table's batch, then each chained table's from the rows
+    its upstream kept, each checked and written exactly once; one event-log commit for all."""
     uri = location(settings, spec)
 
     def process(batch: DataFrame, batch_id: int) -> None:
         query_id = checkpoint_query_id(checkpoint_location)
-        if chained:
+        app_id = f"{spec.system}.{spec.name}@{query_id}"
+        if links:
             batch = batch.persist()  # read once from the source, written several times
         try:
-            kept = _write_once(settings, spec, write, batch, uri, query_id, batch_id, report)
-            for child in chained:
-                rows = pipeline.call(child, rows={spec.target: kept})
-                child_uri = location(settings, child)
-                append = WriteMode("append")
-                _write_once(settings, child, append, rows, child_uri, query_id, batch_id, report)
+            kept, logged = _write_once(settings, spec, write, batch, uri, query_id, batch_id)
+            rows, log = {spec.target: kept}, [logged]
+            for link in links:
+                frame = pipeline.call(link.spec, rows={link.upstream: rows[link.upstream]})
+                child_uri = location(settings, link.spec)
+                rows[link.spec.target], logged = _write_once(
+                    settings, link.spec, link.write, frame, child_uri, query_id, batch_id
+                )
+                log.append(logged)
+            event_log.record_batch(batch.sparkSession, settings, app_id, batch_id, log)
         finally:
-            if chained:
+            if links:
                 batch.unpersist()
+        for table, quality, seconds in log:
+            if quality.rows_in:
+                dropped = f" ({quality.rows_dropped} dropped)" if quality.rows_dropped else ""
+                report(
+                    f"{table.system}.{table.name} batch {batch_id}: {quality.rows_in} in, "
+                    f"{quality.rows_out} out{dropped} in {seconds:.1f}s"
+                )
 
     return process
+
+
+# The last batch each writer committed in this process: a batch is replayed only when its
+# query starts again, so the Delta log is read once per writer, not at every batch.
+_COMMITTED: dict[str, int] = {}
+_COMMITTED_LOCK = threading.Lock()
 
 
 def _write_once(
@@ -297,74 +266,36 @@ def _write_once(
     uri: str,
     query_id: str | None,
     batch_id: int,
-    report: Callable[[str], None],
-) -> DataFrame:
-    """Check, write and log one batch of one flow as Delta transaction `batch_id` of the
-    writer `<flow>@<query id>`; returns the rows its expectations kept."""
+) -> tuple[DataFrame, tuple[TableSpec, BatchQuality, float]]:
+    """Check and write one batch of one table as Delta transaction `batch_id` of the writer
+    `<table>@<query id>`; returns the rows its expectations kept and what to log."""
     began = time.monotonic()
-    spark = batch.sparkSession
     name = f"{spec.system}.{spec.name}"
     app_id = f"{name}@{query_id}"
-    committed = catalog.committed_batch(spark, uri, app_id)
+    with _COMMITTED_LOCK:
+        committed = _COMMITTED.get(app_id)
+    if committed is None:
+        committed = catalog.committed_batch(batch.sparkSession, uri, app_id)
     checked = check(batch, spec.expectations, name)
     if committed is not None and committed >= batch_id:
         # Written before a crash, perhaps not logged: Spark replays the batch. Its plan
         # runs to the end unwritten, which counts the expectations for the event log
         # (itself written once per batch) and commits a stateful query's state.
         checked.kept.write.format("noop").mode("overwrite").save()
+        with _COMMITTED_LOCK:
+            _COMMITTED[app_id] = committed
     else:
-        write_batch(checked.kept, uri, app_id, batch_id, write.mode, write.keys)
-    quality = checked.quality()
-    seconds = time.monotonic() - began
-    event_log.record(spark, settings, spec, app_id, batch_id, quality, seconds)
-    if quality.rows_in:
-        dropped = f" ({quality.rows_dropped} dropped)" if quality.rows_dropped else ""
-        report(
-            f"{name} batch {batch_id}: {quality.rows_in} in, {quality.rows_out} out"
-            f"{dropped} in {seconds:.1f}s"
-        )
-    return checked.kept
-
-
-# Plan nodes that keep state across micro-batches or need the whole stream: a table whose
-# plan has one cannot be computed from its upstream's micro-batch alone (a streaming plan
-# prints its nodes with a leading `~`).
-_STATEFUL_NODES = re.compile(
-    r"^[\s+:|~-]*(Aggregate|Deduplicate\w*|Join|\w*GroupsWithState|TransformWithState\w*|"
-    r"Window|GlobalLimit|LocalLimit|Sort|Distinct)\b",
-    re.MULTILINE,
-)
-
-
-def chains(specs: list[TableSpec]) -> dict[str, tuple[TableSpec, ...]]:
-    """Candidate tables computed inside their upstream's micro-batch, by upstream flow name.
-
-    A streaming table whose only upstream is another streaming table of the pipeline, written
-    by one flow, needs no query of its own when neither keeps state (checked on their plans
-    when the upstream's flow starts): the upstream's writer applies it to the rows it just
-    wrote, one hop and one Delta read fewer between an event and the gold tables.
-    """
-    by_target: dict[str, list[TableSpec]] = {}
-    for spec in specs:
-        by_target.setdefault(spec.target, []).append(spec)
-    found: dict[str, list[TableSpec]] = {}
-    for spec in specs:
-        if spec.materialized or spec.is_flow or len(by_target[spec.target]) != 1:
-            continue
-        if len(spec.upstream) != 1 or len(by_target.get(spec.upstream[0], [])) != 1:
-            continue
-        parent = by_target[spec.upstream[0]][0]
-        if parent.materialized:
-            continue
-        if parent.name in {child.name for children in found.values() for child in children}:
-            continue  # one hop: a chained table's own children run as queries
-        found.setdefault(parent.name, []).append(spec)
-    return {name: tuple(children) for name, children in found.items()}
-
-
-def _stateless(frame: DataFrame) -> bool:
-    plan = frame._jdf.queryExecution().analyzed().toString()  # type: ignore[operator]
-    return _STATEFUL_NODES.search(plan) is None
+        try:
+            write_batch(
+                checked.kept, uri, app_id, batch_id, write.mode, write.keys, combine=write.combine
+            )
+        except BaseException:
+            with _COMMITTED_LOCK:  # it may have committed: read the Delta log next time
+                _COMMITTED.pop(app_id, None)
+            raise
+        with _COMMITTED_LOCK:
+            _COMMITTED[app_id] = batch_id
+    return checked.kept, (spec, checked.quality(), time.monotonic() - began)
 
 
 @contextlib.contextmanager
@@ -390,24 +321,19 @@ def start_flow(
     spec: TableSpec,
     once: bool,
     report: Callable[[str], None] = print,
-    candidates: tuple[TableSpec, ...] = (),
 ) -> Flow:
-    """Start the streaming query of one flow, and chain to it the `candidates` (see
-    `chains`) whose plan keeps no state; their Delta tables exist when this returns."""
+    """Start the streaming query of one flow with the tables its batches also compute (see
+    `flows.plan_chain`); every table it writes exists when this returns."""
     frame = pipeline.frame(spec)
     table = pipeline.specs[spec.target]
     catalog.ensure_table(spark, settings, table, declared_or(table, frame))
     write = write_mode(frame)
-    chained = []
-    for child in candidates if write.mode == "append" and _stateless(frame) else ():
-        rows = pipeline.call(child, rows={spec.target: frame})
-        if pipeline.consumed_rows() and _stateless(rows):
-            catalog.ensure_table(spark, settings, child, rows.schema)
-            chained.append(child)
+    links = plan_chain(pipeline, spec, frame)
+    for link in links:
+        declared = None if link.spec.schema is not None else link.schema
+        catalog.ensure_table(spark, settings, link.spec, declared)
     checkpoint_location = checkpoint(settings, spec)
-    process = _batch_writer(
-        settings, pipeline, spec, write, checkpoint_location, report, tuple(chained)
-    )
+    process = _batch_writer(settings, pipeline, spec, write, checkpoint_location, report, links)
     writer = (
         frame.writeStream.foreachBatch(process)
         .outputMode(write.mode)
@@ -420,7 +346,7 @@ def start_flow(
         writer = writer.trigger(processingTime=f"{settings.pipelines.trigger_seconds} seconds")
     with _spark_conf(spark, spec.spark_conf):
         query = writer.start()
-    return Flow(pipeline, spec, query, location(settings, spec), tuple(chained))
+    return Flow(pipeline, spec, query, location(settings, spec), links)
 
 
 def refresh_view(
@@ -490,13 +416,21 @@ def run_table(
     pipeline: Pipeline,
     spec: TableSpec,
     report: Callable[[str], None],
-    candidates: tuple[TableSpec, ...] = (),
 ) -> Flow:
-    """Run one flow's query with AvailableNow until its input is drained, restarting it when
-    its source's schema evolves (the restart reads the batch that found the new columns) or
-    a Python worker failed to start."""
+    """Run one flow's query with AvailableNow until its input is drained (see `_finish`)."""
+    return _finish(
+        spark, settings, start_flow(spark, settings, pipeline, spec, True, report), report
+    )
+
+
+def _finish(
+    spark: SparkSession, settings: Settings, flow: Flow, report: Callable[[str], None]
+) -> Flow:
+    """Wait for an AvailableNow query to drain its input, starting it again when its
+    source's schema evolved (the restart reads the batch that found the new columns) or a
+    Python worker failed to start."""
+    spec = flow.spec
     for _ in range(MAX_RESTARTS + 1):
-        flow = start_flow(spark, settings, pipeline, spec, True, report, candidates)
         try:
             flow.query.awaitTermination()
             late_rows.record(spark, settings, spec, flow.query)
@@ -509,6 +443,7 @@ def run_table(
             if reason is None:
                 raise
             report(f"{spec.system}.{spec.name}: {reason}; restarting")
+            flow = start_flow(spark, settings, flow.pipeline, spec, True, report)
     raise RuntimeError(f"{spec.system}.{spec.name}: stopped {MAX_RESTARTS} times in one run")
 
 
@@ -519,27 +454,49 @@ def run_once(
     report: Callable[[str], None] = print,
     full_refresh: bool = False,
 ) -> list[Flow]:
-    """Process everything available, flow by flow, upstream first, then return.
-
-    Materialized views are refreshed once their upstream tables have caught up.
-    """
+    """Process everything available, then return: in waves, each flow as soon as the tables
+    it reads are written, the flows of a wave side by side (a small machine spends much of a
+    short query's time waiting on the driver, which another query fills). Materialized views
+    are refreshed once their upstream tables have caught up."""
     pipeline = system if isinstance(system, Pipeline) else load(system, settings, spark)
     if full_refresh:
         reset(spark, settings, pipeline)
-    flows: list[Flow] = []
-    specs = pipeline.resolve_all()
+    pending = pipeline.resolve_all()
     event_log.ensure(spark, settings, pipeline)
-    candidates = chains(specs)
-    for spec in specs:
-        if any(spec in flow.chained for flow in flows):
-            continue  # written by its upstream's flow
-        if spec.materialized:
-            refresh_view(spark, settings, pipeline, spec, report)
-        else:
-            flows.append(
-                run_table(spark, settings, pipeline, spec, report, candidates.get(spec.name, ()))
-            )
+    flows: list[Flow] = []
+    while pending:
+        writing = {spec.target for spec in pending}
+        ready = [spec for spec in pending if not writing & _tables_read(pipeline, spec)]
+        if not ready:
+            names = ", ".join(spec.name for spec in pending)
+            raise RuntimeError(f"{pipeline.name}: no flow can start among {names}")
+        wave: list[Flow] = []
+        try:
+            for spec in ready:
+                if spec.materialized:
+                    refresh_view(spark, settings, pipeline, spec, report)
+                else:
+                    wave.append(start_flow(spark, settings, pipeline, spec, True, report))
+            wave = [_finish(spark, settings, flow, report) for flow in wave]
+        finally:
+            for flow in wave:
+                flow.query.stop()
+        flows += wave
+        done = {spec.name for spec in ready} | {s.name for f in wave for s in f.chained}
+        pending = [spec for spec in pending if spec.name not in done]
     return flows
+
+
+def _tables_read(pipeline: Pipeline, spec: TableSpec) -> set[str]:
+    """The tables a flow reads, through the temporary views it reads (computed in place)."""
+    found: set[str] = set()
+    for name in spec.upstream:
+        upstream = pipeline.specs.get(name)
+        if upstream is not None and upstream.is_view and upstream is not spec:
+            found |= _tables_read(pipeline, upstream)
+        elif name != spec.target:
+            found.add(name)
+    return found
 
 
 def reset(spark: SparkSession, settings: Settings, pipeline: Pipeline) -> None:
@@ -574,7 +531,6 @@ def run_continuous(
         for pipeline in pipelines:
             specs = pipeline.resolve_all()
             event_log.ensure(spark, settings, pipeline)
-            candidates = chains(specs)
             for spec in specs:
                 if spec.materialized:
                     views[spec], owners[spec] = None, pipeline
@@ -589,7 +545,6 @@ def run_continuous(
                         spec,
                         once=False,
                         report=report,
-                        candidates=candidates.get(spec.name, ()),
                     )
                 )
                 _wait_initialized(flows[-1].query)
@@ -641,9 +596,7 @@ def _supervise(
             if reason is None or restarts[flow.query.name] > MAX_RESTARTS:
                 return
             report(f"{flow.query.name}: {reason}; restarting")
-            flows[index] = start_flow(
-                spark, settings, flow.pipeline, flow.spec, False, report, flow.chained
-            )
+            flows[index] = start_flow(spark, settings, flow.pipeline, flow.spec, False, report)
         spark.streams.resetTerminated()
         if views and time.monotonic() >= next_refresh:
             for spec, seen in views.items():

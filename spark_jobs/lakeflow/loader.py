@@ -253,16 +253,24 @@ class Pipeline:
 
     # -- reading -----------------------------------------------------------------------
 
-    def read(self, name: str, streaming: bool, reader: Any = None) -> DataFrame:
+    def read(
+        self,
+        name: str,
+        streaming: bool,
+        reader: Any = None,
+        options: Mapping[str, str] | None = None,
+    ) -> DataFrame:
         """What `dlt.read(_stream)` and `spark.read(Stream).table` return inside pipeline code.
 
         A dataset of this pipeline is resolved first (its table then exists) and counted as
-        an upstream of the function being called; a view is computed in place.
+        an upstream of the function being called; a view is computed in place. A read with
+        options that change what it returns (`startingVersion`, `skipChangeCommits`...) is
+        never handed an upstream's batch rows instead (rate limits only pace a query).
         """
         spark = self._require_spark()
         short = self.local_name(name)
         overrides: dict[str, DataFrame] = getattr(self._local, "rows", {})
-        if short is not None and short in overrides:
+        if short is not None and short in overrides and set(options or {}) <= _PACING:
             self._note(short)
             self._local.used = True
             return overrides[short]
@@ -452,6 +460,10 @@ def _file_options(source: sql.FileSource) -> dict[str, str]:
     if source.streaming:
         options.setdefault("cloudFiles.format", source.format)
     return options
+
+
+# Reader options that only pace a streaming query, not what it reads.
+_PACING = {"maxfilespertrigger", "maxbytespertrigger"}
 
 
 def declared_or(table: api.TableSpec, frame: DataFrame) -> Any:

@@ -83,7 +83,7 @@ class PipelineReader:
         return self
 
     def table(self, name: str) -> DataFrame:
-        return self._pipeline.read(name, self._streaming, self._reader)
+        return self._pipeline.read(name, self._streaming, self._reader, self._options)
 
     def load(self, path: str | None = None, format: str | None = None, **options: Any) -> DataFrame:
         if format:

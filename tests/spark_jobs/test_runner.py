@@ -181,3 +181,70 @@ def test_a_stateless_table_is_written_inside_its_upstreams_batches(spark, tmp_pa
     log = read_table(settings, PIPELINE, "event_log")
     flows_logged = log[log["expectation"].isna()].groupby("table")["rows_in"].sum()
     assert flows_logged["raw"] == len(rows) and flows_logged["clean"] == 2  # after its filter
+
+
+@pytest.mark.slow
+def test_max_min_sum_count_aggregates_fold_each_batch_into_their_table(spark, tmp_path):
+    """`per_device` (max, min, sum, count over `clean`) rides in `raw`'s batches: each batch's
+    partial aggregate is merged into the table, so two runs over two waves hold the totals of
+    both. `mean_by_device` (avg) cannot be folded that way and keeps its own query."""
+    settings = settings_for(tmp_path)
+    source = tmp_path / "readings"
+    first = [("a", 20.0), ("b", 5.0), ("a", 23.5)]
+    second = [("a", 19.0), ("c", 7.0), ("b", 6.5)]
+    folder = pipeline_folder(
+        tmp_path,
+        {"readings_path": str(source)},
+        """
+        import dlt
+        from pyspark.sql import functions as F
+
+
+        @dlt.table
+        def raw():
+            return spark.readStream.format("delta").load(spark.conf.get("readings_path"))
+
+
+        @dlt.table
+        def clean():
+            return spark.readStream.table("raw").filter("temperature > -273.15")
+
+
+        @dlt.table
+        @dlt.expect("highest is not below lowest", "highest >= lowest")
+        def per_device():
+            return (
+                dlt.read_stream("clean")
+                .groupBy("device_id")
+                .agg(
+                    F.max("temperature").alias("highest"),
+                    F.min("temperature").alias("lowest"),
+                    F.sum("temperature").alias("total"),
+                    F.count("*").alias("readings"),
+                )
+            )
+
+
+        @dlt.table
+        def mean_by_device():
+            mean = F.avg("temperature").alias("mean")
+            return dlt.read_stream("clean").groupBy("device_id").agg(mean)
+        """,
+    )
+
+    for wave in (first, second):
+        readings(source, wave)
+        flows = runner.run_once(spark, settings, load(settings, spark, folder))
+
+    assert [flow.spec.name for flow in flows] == ["raw", "mean_by_device"]
+    assert [child.name for child in flows[0].chained] == ["clean", "per_device"]
+    everything = pd.DataFrame(first + second, columns=["device_id", "temperature"])
+    want = everything.groupby("device_id")["temperature"].agg(["max", "min", "sum", "count"])
+    got = read_table(settings, PIPELINE, "per_device").set_index("device_id").sort_index()
+    assert got["highest"].tolist() == want["max"].tolist()
+    assert got["lowest"].tolist() == want["min"].tolist()
+    assert got["total"].tolist() == pytest.approx(want["sum"].tolist())
+    assert got["readings"].tolist() == want["count"].tolist()
+    log = read_table(settings, PIPELINE, "event_log")
+    checked = log[log["expectation"] == "highest is not below lowest"]
+    assert checked["failed"].sum() == 0 and checked["passed"].sum() == 2 + 3  # changed groups

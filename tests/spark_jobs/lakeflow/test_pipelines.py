@@ -22,13 +22,14 @@ from pyspark.sql import SparkSession
 
 from iotlake.config import Settings
 from spark_jobs import runner
+from spark_jobs.flows import WriteMode, write_mode
 from spark_jobs.io.storage import table_uri, volume_uri
 from spark_jobs.lakeflow.job import run_job
 from spark_jobs.lakeflow.loader import Pipeline, PipelineError
 from spark_jobs.lakeflow.settings import PipelineSettingsError
 from spark_jobs.lakeflow.sql import SqlPipelineError
 from spark_jobs.quality import ExpectationFailed
-from spark_jobs.runner import Flow, WriteMode
+from spark_jobs.runner import Flow
 from tests.conftest import settings_for
 from tests.spark_jobs.pipelines import read_table
 
@@ -430,10 +431,8 @@ def test_a_streaming_group_by_is_merged_on_its_keys_and_a_global_aggregate_rewri
 ):
     pipeline, specs = python_run.pipeline, python_run.pipeline.specs
 
-    assert runner.write_mode(pipeline.call(specs["device_stats"])) == WriteMode(
-        "update", ("device",)
-    )
-    assert runner.write_mode(pipeline.call(specs["totals"])) == WriteMode("complete")
+    assert write_mode(pipeline.call(specs["device_stats"])) == WriteMode("update", ("device",))
+    assert write_mode(pipeline.call(specs["totals"])) == WriteMode("complete")
     clean = pd.DataFrame(CLEAN)
     stats = clean.groupby("device")["reading"].agg(n="count", top="max").reset_index()
     assert records(python_run.table("device_stats"), "device", "n", "top") == records(
@@ -612,7 +611,7 @@ def test_sql_datasets_run_beside_python_ones_with_their_expectations(spark, sql_
     ranking = sql_run.table("device_ranking")
     counts = pd.DataFrame(kept)["device"].value_counts()
     assert dict(zip(ranking["device"], ranking["n"], strict=True)) == counts.to_dict()
-    assert runner.write_mode(sql_run.pipeline.call(specs["device_ranking"])).mode == "complete"
+    assert write_mode(sql_run.pipeline.call(specs["device_ranking"])).mode == "complete"
     sites = {row["device"]: row["site"].upper() for row in DEVICES}
     totals: dict[str, float] = {}
     for row in kept:

@@ -40,8 +40,12 @@ def pipeline(spark, settings: Settings, *tables: str) -> Pipeline:
 
 
 def run(spark, settings: Settings, loaded: Pipeline, *tables: str) -> None:
+    """Each table's flow in turn; a table its upstream's batches wrote needs no run of its own."""
+    written: set[str] = set()
     for name in tables:
-        run_table(spark, settings, loaded, loaded.specs[name], report=print)
+        if name not in written:
+            flow = run_table(spark, settings, loaded, loaded.specs[name], report=print)
+            written |= {spec.name for spec in flow.chained}
 
 
 def land_sensors(settings: Settings, frame: pd.DataFrame, name: str) -> None:
