@@ -27,6 +27,7 @@ test-compose: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 deps:
 	@missing=""; for pkg in $(APT_PACKAGES); do \

@@ -21,6 +21,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.types import StructType
 
 from iotlake.config import Settings
+from spark_jobs import JavaObject
 from spark_jobs.io.storage import table_uri
 
 if TYPE_CHECKING:
@@ -145,9 +146,9 @@ def _write_schema_file(spark: SparkSession, folder: str, catalog: str, schema: s
     """`_schema.json` in a pipeline's folder: the names `register_lake` gives its tables."""
     if folder in _schema_files_written:
         return
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    jvm: JavaObject = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(f"{folder}/{SCHEMA_FILE}")
-    filesystem = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    filesystem = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     text = json.dumps({"catalog": catalog, "schema": schema})
     if not filesystem.exists(path):
         out = filesystem.create(path, True)
@@ -170,10 +171,10 @@ def lake_tables(spark: SparkSession, settings: Settings) -> list[tuple[str, tupl
     """(folder, (catalog, schema), table) of every `<root>/<folder>/<table>/_delta_log` whose
     folder names its schema: a `_schema.json`, or `<catalog>__<schema>.db` (a table user code
     created by name in a schema no pipeline owns, in Spark's warehouse layout)."""
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    jvm: JavaObject = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path
     root = hadoop_path(table_uri(settings))
-    filesystem = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    filesystem = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if not filesystem.exists(root):
         return []
     found = []
@@ -192,7 +193,9 @@ def lake_tables(spark: SparkSession, settings: Settings) -> list[tuple[str, tupl
     return sorted(found)
 
 
-def _schema_of(filesystem, schema_file, folder_name: str) -> tuple[str, str] | None:
+def _schema_of(
+    filesystem: JavaObject, schema_file: JavaObject, folder_name: str
+) -> tuple[str, str] | None:
     if filesystem.exists(schema_file):
         stream = filesystem.open(schema_file)
         try:
@@ -208,9 +211,9 @@ def _schema_of(filesystem, schema_file, folder_name: str) -> tuple[str, str] | N
     return None
 
 
-def _snapshot(spark: SparkSession, uri: str):
+def _snapshot(spark: SparkSession, uri: str) -> JavaObject:
     """The table's newest snapshot, from Delta Lake's own log reader (no Spark job)."""
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    jvm: JavaObject = spark.sparkContext._jvm
     log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, uri)
     none = jvm.scala.Option.empty()
     return log.update(False, none, none)

@@ -9,7 +9,7 @@ tables one micro-batch writes are logged in one commit.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql.types import (
@@ -66,7 +66,9 @@ def ensure(spark: SparkSession, settings: Settings, pipeline: Pipeline) -> str:
     return catalog.ensure_table(spark, settings, spec, SCHEMA)
 
 
-def rows(spec: TableSpec, batch_id: int, quality: BatchQuality, seconds: float) -> list[dict]:
+def rows(
+    spec: TableSpec, batch_id: int, quality: BatchQuality, seconds: float
+) -> list[dict[str, Any]]:
     """One flow row for the batch, then one row per expectation."""
     common = {
         "timestamp": dt.datetime.now(dt.UTC),
@@ -154,7 +156,7 @@ def _append(
     system: str,
     app_id: str,
     batch_id: int,
-    log_rows: list[dict],
+    log_rows: list[dict[str, Any]],
 ) -> None:
     (
         spark.createDataFrame(log_rows, SCHEMA)

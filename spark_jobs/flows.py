@@ -171,14 +171,15 @@ def _readers(pipeline: Pipeline, table: str) -> list[TableSpec]:
 
 
 def _analyzed(frame: DataFrame) -> Any:
-    return frame._jdf.queryExecution().analyzed()  # type: ignore[operator]
+    return frame._jdf.queryExecution().analyzed()
 
 
 def _kind(node: Any) -> str:
-    return node.getClass().getSimpleName()
+    name: str = node.getClass().getSimpleName()
+    return name
 
 
-def _seq(scala_seq: Any) -> list:
+def _seq(scala_seq: Any) -> list[Any]:
     return [scala_seq.apply(index) for index in range(scala_seq.size())]
 
 
@@ -192,7 +193,7 @@ def _derived(expression: Any, keys: set[int]) -> bool:
     return bool(references) and references <= keys
 
 
-def _aggregate_below(plan: Any) -> tuple[Any, list] | None:
+def _aggregate_below(plan: Any) -> tuple[Any, list[Any]] | None:
     """The one Aggregate under a chain of single-input nodes, and the nodes above it (top
     first); None when the plan branches first."""
     above = []

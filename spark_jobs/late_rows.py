@@ -25,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming.listener import StreamingQueryProgress
+from pyspark.sql.streaming.query import StreamingQuery
 
 from iotlake.config import Settings
 from spark_jobs import event_log
@@ -46,7 +47,7 @@ class WatermarkDrops:
     dropped: int
 
 
-def watermark_drops(progress: object) -> WatermarkDrops | None:
+def watermark_drops(progress: StreamingQueryProgress) -> WatermarkDrops | None:
     """The drops reported by one progress update; None for queries without a watermark
     or batches that read nothing."""
     event_time = getattr(progress, "eventTime", None) or {}

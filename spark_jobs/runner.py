@@ -31,10 +31,10 @@ from pathlib import Path
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming.query import StreamingQuery
 
 from iotlake.config import Settings
-from spark_jobs import catalog, event_log, late_rows
+from spark_jobs import JavaObject, catalog, event_log, late_rows
 from spark_jobs.flows import Link, OutputMode, WriteMode, plan_chain, write_mode
 from spark_jobs.io.autoloader import SchemaEvolutionError
 from spark_jobs.io.storage import is_local, local_path
@@ -141,7 +141,8 @@ def checkpoint_query_id(checkpoint_location: str) -> str | None:
     flow's writer id for Delta's idempotent writes, stable across restarts."""
     location = checkpoint_location.removeprefix("file://").removeprefix("file:")
     try:
-        return json.loads((Path(location) / "metadata").read_text().splitlines()[0])["id"]
+        query_id: str = json.loads((Path(location) / "metadata").read_text().splitlines()[0])["id"]
+        return query_id
     except (FileNotFoundError, IndexError, KeyError, json.JSONDecodeError):
         return None
 
@@ -307,11 +308,11 @@ def _spark_conf(spark: SparkSession, conf: Mapping[str, str]) -> Iterator[None]:
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
+        for key, saved_value in saved.items():
+            if saved_value is None:
                 spark.conf.unset(key)
             else:
-                spark.conf.set(key, value)
+                spark.conf.set(key, saved_value)
 
 
 def start_flow(
@@ -511,9 +512,9 @@ def reset(spark: SparkSession, settings: Settings, pipeline: Pipeline) -> None:
         if is_local(uri):
             shutil.rmtree(local_path(uri), ignore_errors=True)
         else:
-            jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+            jvm: JavaObject = spark.sparkContext._jvm
             path = jvm.org.apache.hadoop.fs.Path(uri)
-            path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)  # type: ignore[attr-defined]
+            path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
             shutil.rmtree(checkpoint(settings, spec), ignore_errors=True)
 
 
@@ -585,7 +586,7 @@ def _supervise(
     while True:
         # A failed query is inspected below, query by query.
         with contextlib.suppress(StreamingQueryException):
-            spark.streams.awaitAnyTermination(timeout=1.0)
+            spark.streams.awaitAnyTermination(timeout=1)
         for index, flow in enumerate(flows):
             # Spark drops rows behind a watermark silently; the event log counts them.
             late_rows.record(spark, settings, flow.spec, flow.query)

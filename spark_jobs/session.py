@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -62,7 +63,7 @@ def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession
     return session
 
 
-def session_jars(settings: Settings) -> list:
+def session_jars(settings: Settings) -> list[Path]:
     """Delta Lake, Spark's Kafka source, S3A, and iotlake's catalog plugin."""
     return [*jars(settings.jars_dir, "spark"), *jars(settings.jars_dir, "catalog")]
 

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -57,7 +58,7 @@ def _down(settings: Settings, timeout: float) -> str:
 
 def measure_cold_start(
     base: Settings, state_dir: Path, timeout: float = 600.0, report: Report = print
-) -> dict:
+) -> dict[str, Any]:
     """Seconds from launching `iotlake demo` to the first non-empty chart, and the clean-up.
 
     Every process recorded under the demo's run directory (with its children) is noted
@@ -67,7 +68,7 @@ def measure_cold_start(
     settings = private_settings(base, state_dir)
     began = time.monotonic()
     demo = start_child(settings, "bench-demo", ["-m", "iotlake", "demo"])
-    result: dict = {"seconds": None, "error": None, "timeout_s": timeout}
+    result: dict[str, Any] = {"seconds": None, "error": None, "timeout_s": timeout}
     seen: dict[int, psutil.Process] = {}
     try:
         while time.monotonic() - began < timeout:

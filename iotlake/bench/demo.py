@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -90,14 +91,16 @@ class Watch:
 
     backlogs: Backlogs
     times_s: list[float]
-    tables: dict[str, list[dict]]
+    tables: dict[str, list[dict[str, Any]]]
     rss_total_mb: list[float]
     rss_by_process: list[dict[str, float]]
     stopped: list[str]
     window_ms: tuple[int, int] = (0, 0)
 
 
-def _watch(settings: Settings, config: DemoBenchConfig, seen: dict, report: Report) -> Watch:
+def _watch(
+    settings: Settings, config: DemoBenchConfig, seen: dict[int, psutil.Process], report: Report
+) -> Watch:
     """Sample every table's backlog and every process's RSS for `minutes`."""
     watch = Watch(Backlogs(settings, plan_tables(settings)), [], {}, [], [], [])
     running = set(rss_by_process(settings)) - {"bench-demo"}
@@ -130,9 +133,9 @@ def _watch(settings: Settings, config: DemoBenchConfig, seen: dict, report: Repo
     return watch
 
 
-def _systems(watch: Watch) -> dict:
+def _systems(watch: Watch) -> dict[str, Any]:
     """Per system and table: its series, rule, event-log totals and commit latencies."""
-    systems: dict = {}
+    systems: dict[str, Any] = {}
     plans = watch.backlogs.plans
     for plan in sorted(plans, key=lambda p: (p.system, -LAYERS.get(p.layer, 1), p.name)):
         samples = watch.tables[f"{plan.system}.{plan.name}"]
@@ -167,7 +170,7 @@ def _restarts(settings: Settings) -> list[str]:
 
 def run_demo_bench(
     base: Settings, config: DemoBenchConfig, report: Report = print
-) -> tuple[dict, Path, Path]:
+) -> tuple[dict[str, Any], Path, Path]:
     """Run the demo on a private stack for `config.minutes`; print the table; return the
     results and the paths of the JSON file and the PNG plot under `config.out_dir`."""
     from services.embedded.stack import down as stack_down

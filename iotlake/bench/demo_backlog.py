@@ -30,12 +30,17 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from iotlake.config import Settings
 from spark_jobs.io.storage import local_path, table_uri, volume_uri
+
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer
+    from deltalake import DeltaTable
 
 EVENT_TIME = re.compile(r"time|event", re.IGNORECASE)
 _READS = re.compile(r"""(?:read_stream|read|table)\(\s*["']([\w.]+)["']""")
@@ -49,7 +54,7 @@ class Commit:
     version: int
     timestamp_ms: int
     rows: list[int] = field(default_factory=list)  # numRecords of each file added, in order
-    maxima: list[dict] = field(default_factory=list)  # maxValues of each file added
+    maxima: list[dict[str, Any]] = field(default_factory=list)  # maxValues of each file added
 
 
 class TableLog:
@@ -160,7 +165,7 @@ class EventLog:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
-        self.table = None
+        self.table: DeltaTable | None = None
         self.read: set[str] = set()
         self.rows_in: Counter[str] = Counter()
         self.rows_out: Counter[str] = Counter()
@@ -189,8 +194,8 @@ class Sources:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._consumer = None
-        self._kinesis = None
+        self._consumer: Consumer | None = None
+        self._kinesis: Any = None  # a boto3 Kinesis client (boto3 is untyped)
         self._after: dict[tuple[str, str], str] = {}
         self._records: Counter[tuple[str, str]] = Counter()
         self._file_rows: dict[Path, int] = {}
@@ -343,7 +348,7 @@ class Backlogs:
         self.events = {s: EventLog(table_uri(settings, s, "event_log")) for s in systems}
         self.sources = Sources(settings)
 
-    def sample(self) -> dict[str, dict]:
+    def sample(self) -> dict[str, dict[str, Any]]:
         positions = {
             (plan.system, plan.name): checkpoint_position(plan.uri)
             for plan in self.plans
@@ -358,7 +363,7 @@ class Backlogs:
             for plan in self.plans
         }
 
-    def _one(self, plan: TablePlan, position: dict | None) -> dict:
+    def _one(self, plan: TablePlan, position: dict[str, Any] | None) -> dict[str, Any]:
         if plan.source is not None:
             inflow = self.sources.count(*plan.source)
             rows_in = self.events[plan.system].rows_in[plan.name]

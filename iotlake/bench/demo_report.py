@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,9 @@ def slope(times: list[float], values: list[float]) -> float:
     return float(np.polyfit(np.array(times), np.array(values, dtype=float), 1)[0])
 
 
-def backlog_verdict(times: list[float], backlog: list[float], inflow: list[float]) -> dict:
+def backlog_verdict(
+    times: list[float], backlog: list[float], inflow: list[float]
+) -> dict[str, Any]:
     """The rule of the module docstring applied to one table's series (same length)."""
     if not times:
         return {"bounded": None, "reason": "no samples"}
@@ -68,7 +71,7 @@ def backlog_verdict(times: list[float], backlog: list[float], inflow: list[float
     }
 
 
-def percentiles(values: list[float]) -> dict:
+def percentiles(values: list[float]) -> dict[str, Any]:
     """p50 and p95 of `values` (None without any) and how many there were."""
     if not values:
         return {"p50": None, "p95": None, "count": 0}
@@ -76,7 +79,7 @@ def percentiles(values: list[float]) -> dict:
     return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "count": len(values)}
 
 
-def conclude(results: dict) -> dict:
+def conclude(results: dict[str, Any]) -> dict[str, Any]:
     """Add each table's verdict, the RSS peak and the overall verdict to `results`."""
     times = results["times_s"]
     unbounded = []
@@ -122,7 +125,7 @@ def _number(value: float | None, spec: str = ",.0f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def table_rows(results: dict) -> list[str]:
+def table_rows(results: dict[str, Any]) -> list[str]:
     """One line per table: rule, inflow, backlog (max, end, slope), bounded, latency."""
     header = (
         f"{'system':<14} {'table':<20} {'layer':<6} {'rule':<10} {'in/s':>7} "
@@ -145,7 +148,7 @@ def table_rows(results: dict) -> list[str]:
     return lines
 
 
-def print_table(results: dict, report: Report) -> None:
+def print_table(results: dict[str, Any], report: Report) -> None:
     """The table, then memory, restarts, skipped latencies and the verdict."""
     report("")
     for line in table_rows(results):
@@ -202,13 +205,13 @@ def print_table(results: dict, report: Report) -> None:
     )
 
 
-def write_json(results: dict, path: Path) -> Path:
+def write_json(results: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str))
     return path
 
 
-def write_plot(results: dict, path: Path) -> Path:
+def write_plot(results: dict[str, Any], path: Path) -> Path:
     """Backlog per table over time, one panel per system, and RSS over time."""
     import matplotlib
 

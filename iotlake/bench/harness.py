@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from iotlake.bench.cold_start import measure_cold_start
 from iotlake.bench.load import Timing, TransportPlan, run_transport
@@ -31,6 +31,7 @@ from iotlake.bench.processes import (
 )
 from iotlake.bench.report import print_table, write_json, write_plot
 from iotlake.config import Settings
+from services.producers.transport import Target
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -75,7 +76,7 @@ def measure_baseline(
     config: BenchConfig,
     spark: SparkSession | None = None,
     report: Report = print,
-) -> dict:
+) -> dict[str, Any]:
     """Bare client -> delta-rs rows/s (and Spark's source -> Delta) from `iotlake bench io`.
 
     With a SparkSession the baselines run in this process; without one, `iotlake bench io`
@@ -114,10 +115,11 @@ def measure_baseline(
         child.stop()
     if child.exit_code() != 0:
         raise BenchError(f"iotlake bench io failed: {child.last_line()}")
-    return json.loads((settings.state_dir / "bench" / "io.json").read_text())
+    results: dict[str, Any] = json.loads((settings.state_dir / "bench" / "io.json").read_text())
+    return results
 
 
-def _ratios(transports: list[dict], baseline: dict | None) -> None:
+def _ratios(transports: list[dict[str, Any]], baseline: dict[str, Any] | None) -> None:
     """Pipeline events/s into gold over the bare loop's rows/s (one event per row there)."""
     for transport in transports:
         bare = (baseline or {}).get(transport["transport"], {})
@@ -128,13 +130,13 @@ def _ratios(transports: list[dict], baseline: dict | None) -> None:
 
 def _run_loads(
     settings: Settings, config: BenchConfig, spark: SparkSession | None, report: Report
-) -> dict:
+) -> dict[str, Any]:
     """Stack up, baselines, each transport's levels; the stack always comes down after."""
     from services.embedded.stack import StackError
     from services.embedded.stack import down as stack_down
     from services.embedded.stack import up as stack_up
 
-    results: dict = {"baseline": None, "transports": []}
+    results: dict[str, Any] = {"baseline": None, "transports": []}
     try:
         stack_up(settings, report=report)
     except StackError as error:
@@ -149,7 +151,8 @@ def _run_loads(
             results["baseline_error"] = str(error)
         for transport in config.transports:
             packs = {load: config.pack for load in config.loads} if config.pack else {}
-            plan = TransportPlan(transport, config.loads, config.timing, packs)
+            # BenchConfig refused any name but kafka and kinesis.
+            plan = TransportPlan(cast(Target, transport), config.loads, config.timing, packs)
             results["transports"].append(run_transport(settings, plan, report))
     finally:
         started += descendants(settings)
@@ -160,7 +163,7 @@ def _run_loads(
 
 def run_bench(
     base: Settings, config: BenchConfig, spark: SparkSession | None = None, report: Report = print
-) -> tuple[dict, Path, Path]:
+) -> tuple[dict[str, Any], Path, Path]:
     """Run everything `config` asks for; print the table; return the results and the paths
     of the JSON file and the PNG plot written under `config.out_dir`."""
     began = time.monotonic()

@@ -27,12 +27,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import boto3
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from confluent_kafka.admin import AdminClient, NewTopic
+
+# NewTopic is public here (confluent-kafka's docs import it so) but its stubs lack the re-export.
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
@@ -46,7 +49,7 @@ from iotlake.bench.processes import (
 )
 from iotlake.config import Settings
 from services.producers.phone_simulator import MIN_SPACING_MS, partition_key
-from services.producers.transport import Record, make_sender
+from services.producers.transport import Record, Target, make_sender
 from spark_jobs.io.storage import storage_options, table_uri
 
 SYSTEM = "seismograph"
@@ -196,7 +199,7 @@ class Probes:
     """Probe events: one record each, a device id of their own, their send time."""
 
     settings: Settings
-    transport: str
+    transport: Target
     stream: str
     label: str
     sent_ms: dict[str, int] = field(default_factory=dict)
@@ -248,7 +251,7 @@ def _slope(times: list[float], values: list[float]) -> float:
     return float(np.polyfit(np.array(times), np.array(values, dtype=float), 1)[0])
 
 
-def _peak_growth(samples: list[dict], seconds: float, ahead: str, behind: str) -> int:
+def _peak_growth(samples: list[dict[str, Any]], seconds: float, ahead: str, behind: str) -> int:
     """How much higher the gap `ahead - behind` peaks in the second half of a level than in
     the first: about zero when a pipeline keeps up, growing when it falls behind."""
     first = [s[ahead] - s[behind] for s in samples if s["t"] < seconds / 2]
@@ -267,12 +270,12 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
 class Level:
     """One load level on one transport: its plan, its samples, and the probes' fate."""
 
-    transport: str
+    transport: Target
     factor: float
     pack: int
     producers: int
     timing: Timing
-    samples: list[dict] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
     rss_peak: dict[str, float] = field(default_factory=dict)
     producer_rates: list[float] = field(default_factory=list)
     produced_events: int = 0
@@ -289,7 +292,7 @@ class Level:
     def offered_events_per_s(self) -> float:
         return self.phones * PHONE_RATE
 
-    def summary(self, ledger_before: Ledger) -> dict:
+    def summary(self, ledger_before: Ledger) -> dict[str, Any]:
         """The level's figures, all computed from its samples and the producers' counts."""
         seconds = self.timing.seconds
         steady = [s for s in self.samples if seconds / 2 <= s["t"] <= seconds]
@@ -393,7 +396,7 @@ class Pipeline:
     """
 
     settings: Settings
-    transport: str
+    transport: Target
     max_restarts: int = 3
     child: Child | None = None
     restarts: list[str] = field(default_factory=list)
@@ -412,7 +415,7 @@ class Pipeline:
         while True:
             try:
                 wait_for_line(
-                    self.child,
+                    self._started(),
                     # Spark's progress bar may share the line (it ends in \r, not \n).
                     lambda line: _RUNNING.search(line) is not None,
                     max(1.0, deadline - time.monotonic()),
@@ -420,15 +423,16 @@ class Pipeline:
                 )
                 return
             except BenchError:
-                if self.child.running() or time.monotonic() >= deadline:
+                if self._started().running() or time.monotonic() >= deadline:
                     raise
                 self.keep_running(report)
 
     def keep_running(self, report: Report) -> None:
         """Start the driver again if it stopped; give up after `max_restarts`."""
-        if self.child.running():
+        child = self._started()
+        if child.running():
             return
-        reason = self.child.last_line()
+        reason = child.last_line()
         if len(self.restarts) >= self.max_restarts:
             raise BenchError(
                 f"the {self.transport} pipeline stopped {len(self.restarts) + 1} times; "
@@ -436,8 +440,13 @@ class Pipeline:
             )
         self.restarts.append(reason)
         report(f"{self.transport}: pipeline stopped ({reason}); starting it again")
-        self.child.stop()
+        child.stop()
         self.start()
+
+    def _started(self) -> Child:
+        if self.child is None:
+            raise BenchError(f"the {self.transport} pipeline has not been started")
+        return self.child
 
     def stop(self) -> None:
         if self.child is not None:
@@ -452,7 +461,7 @@ def run_level(
     lake: Lake,
     pipeline: Pipeline,
     report: Report,
-) -> dict:
+) -> dict[str, Any]:
     """Drive one load level and return its summary; `ledger` then includes its records.
 
     Producers run for `seconds`; sampling goes on until gold holds every produced event and
@@ -529,7 +538,7 @@ def _keep_peak(level: Level, rows: dict[str, float]) -> None:
 
 def _sample(
     t: float, producers: list[Producer], probes: Probes, before: Ledger, lake: Lake
-) -> dict:
+) -> dict[str, Any]:
     """One point of the series: produced (cumulative over levels), bronze, gold."""
     probes.gold_ms |= {
         device: stamp for device, stamp in lake.new_probes().items() if device in probes.sent_ms
@@ -548,19 +557,24 @@ def _sample(
 
 @dataclass(frozen=True)
 class TransportPlan:
-    transport: str
+    transport: Target
     loads: tuple[float, ...]
     timing: Timing
     packs: dict[float, int] = field(default_factory=dict)
 
 
-def run_transport(settings: Settings, plan: TransportPlan, report: Report) -> dict:
+def run_transport(settings: Settings, plan: TransportPlan, report: Report) -> dict[str, Any]:
     """Start a seismograph pipeline on a fresh stream, run each load level on it in turn.
 
     A failure part-way keeps the levels measured so far, with the error beside them.
     """
     stream = f"bench-{plan.transport}-{uuid.uuid4().hex[:6]}"
-    result: dict = {"transport": plan.transport, "stream": stream, "levels": [], "error": None}
+    result: dict[str, Any] = {
+        "transport": plan.transport,
+        "stream": stream,
+        "levels": [],
+        "error": None,
+    }
     create_stream(settings, plan.transport, stream)
     seismograph = settings.seismograph.model_copy(
         update={"transport": plan.transport, "stream": stream}

@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
+from pydantic import BaseModel
 
 from iotlake.config import Settings
 from services.embedded.process import (
@@ -27,6 +29,7 @@ from services.embedded.process import (
 )
 from services.embedded.spec import free_port
 
+_Section = TypeVar("_Section", bound=BaseModel)  # a section of Settings
 UNBUFFERED = {"PYTHONUNBUFFERED": "1"}
 
 
@@ -45,7 +48,7 @@ def private_settings(base: Settings, state_dir: Path) -> Settings:
             "the benchmark runs its own emulator; set aws.emulator to moto or localstack"
         )
 
-    def ports(section, **names: int):
+    def ports(section: _Section, **names: int) -> _Section:
         return section.model_copy(update=names)
 
     return base.model_copy(
@@ -176,7 +179,8 @@ def _classify(proc: psutil.Process) -> str:
 
 def _rss(proc: psutil.Process) -> int:
     try:
-        return proc.memory_info().rss
+        rss: int = proc.memory_info().rss
+        return rss
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 Report = Callable[[str], None]
 
@@ -17,7 +18,7 @@ def _number(value: float | None, spec: str = ",.0f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def level_rows(results: dict) -> list[str]:
+def level_rows(results: dict[str, Any]) -> list[str]:
     """One line per transport and load: rates, lag, latency, ratio to the bare loop."""
     header = (
         f"{'path':<8} {'load':>5} {'phones':>6} {'pack':>4} {'offered/s':>9} "
@@ -46,7 +47,7 @@ def level_rows(results: dict) -> list[str]:
     return lines
 
 
-def baseline_rows(baseline: dict | None) -> list[str]:
+def baseline_rows(baseline: dict[str, Any] | None) -> list[str]:
     if not baseline:
         return ["bare client -> delta-rs baseline: not measured"]
     lines = []
@@ -62,7 +63,7 @@ def baseline_rows(baseline: dict | None) -> list[str]:
     return lines
 
 
-def rss_rows(results: dict) -> list[str]:
+def rss_rows(results: dict[str, Any]) -> list[str]:
     """Resident memory per process at the highest load of each transport, and the total."""
     lines = []
     for transport in results["transports"]:
@@ -79,7 +80,7 @@ def rss_rows(results: dict) -> list[str]:
     return lines
 
 
-def cold_start_row(cold: dict | None) -> str:
+def cold_start_row(cold: dict[str, Any] | None) -> str:
     if cold is None:
         return "cold start: skipped"
     figure = f"{cold['seconds']:.1f}s" if cold["seconds"] is not None else cold["error"]
@@ -91,7 +92,7 @@ def cold_start_row(cold: dict | None) -> str:
     )
 
 
-def print_table(results: dict, report: Report) -> None:
+def print_table(results: dict[str, Any], report: Report) -> None:
     """The whole printed report, with the honest notes about loads not sustained."""
     report("")
     for line in level_rows(results):
@@ -130,13 +131,15 @@ def print_table(results: dict, report: Report) -> None:
         )
 
 
-def write_json(results: dict, path: Path) -> Path:
+def write_json(results: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str))
     return path
 
 
-def _rates(samples: list[dict], key: str, window: float = 5.0) -> tuple[list, list]:
+def _rates(
+    samples: list[dict[str, Any]], key: str, window: float = 5.0
+) -> tuple[list[float], list[float]]:
     """Per-second rate of a cumulative series over a trailing window (smooths batch steps)."""
     times, rates = [], []
     for index, sample in enumerate(samples):
@@ -149,7 +152,7 @@ def _rates(samples: list[dict], key: str, window: float = 5.0) -> tuple[list, li
     return times, rates
 
 
-def write_plot(results: dict, path: Path) -> Path:
+def write_plot(results: dict[str, Any], path: Path) -> Path:
     """Throughput, lag and probe latency over the run, one column per transport."""
     import matplotlib
 

@@ -33,7 +33,7 @@ def run(
 ) -> None:
     """Run a system's tables as streaming queries (bronze -> silver -> gold)."""
     from iotlake.preflight import pipeline_services
-    from spark_jobs.lakeflow.loader import PipelineError
+    from spark_jobs.lakeflow.api import PipelineError
     from spark_jobs.quality import ExpectationFailed
     from spark_jobs.runner import load, run_continuous, run_once
     from spark_jobs.session import spark_session
@@ -86,7 +86,7 @@ def pipeline_run(
     var: Annotated[list[str] | None, typer.Option(help="a bundle variable, NAME=VALUE")] = None,
 ) -> None:
     """Run a Lakeflow pipeline (Python and SQL files) once, or continuously."""
-    from spark_jobs.lakeflow.loader import PipelineError
+    from spark_jobs.lakeflow.api import PipelineError
     from spark_jobs.lakeflow.settings import PipelineSettingsError
     from spark_jobs.lakeflow.sql import SqlPipelineError
     from spark_jobs.quality import ExpectationFailed

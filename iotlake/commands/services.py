@@ -64,7 +64,8 @@ def gateway(
     keyfile: Annotated[Path | None, typer.Option(help="TLS key (PEM)")] = None,
 ) -> None:
     """Serve the seismograph phone page and forward its events to `seismograph.stream`."""
-    from services.gateway.server import GatewayError, serve
+    from services.gateway.forwarding import GatewayError
+    from services.gateway.server import serve
 
     def work(current: Settings, stop: threading.Event) -> int:
         try:

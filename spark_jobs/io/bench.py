@@ -14,15 +14,19 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pyarrow as pa
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+
+# NewTopic is public here (confluent-kafka's docs import it so) but its stubs lack the re-export.
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from deltalake import DeltaTable, write_deltalake
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming.query import StreamingQuery
 
 from iotlake.config import Settings
 from spark_jobs.io.records import kafka_records, kinesis_records
@@ -41,7 +45,7 @@ def _rate(rows: int, seconds: float) -> float:
 
 
 def _spark_to_delta(
-    spark: SparkSession, settings: Settings, frame, work: Path
+    spark: SparkSession, settings: Settings, frame: DataFrame, work: Path
 ) -> tuple[float, int, float]:
     """Seconds for an AvailableNow query to land every record, rows landed, and the rate
     inside its batches (without the query's start-up, which dominates short runs).
@@ -60,7 +64,7 @@ def _spark_to_delta(
     return seconds, len(DeltaTable(table).to_pyarrow_table()), in_batches
 
 
-def _land(frame, work: Path):
+def _land(frame: DataFrame, work: Path) -> tuple[StreamingQuery, str]:
     """Every record of `frame` into a new Delta table with a new checkpoint."""
     table = str(work / f"delta-{uuid.uuid4().hex[:6]}")
     query = (
@@ -73,7 +77,7 @@ def _land(frame, work: Path):
     return query, table
 
 
-def _bare_to_delta(batches, table: str) -> float:
+def _bare_to_delta(batches: Iterable[bytes | None], table: str) -> None:
     """Write what a bare client read to Delta, in batches like a consumer loop would."""
     rows = []
     for payload in batches:
@@ -85,7 +89,7 @@ def _bare_to_delta(batches, table: str) -> float:
         write_deltalake(table, pa.table({"data": rows}), mode="append")
 
 
-def bench_kafka(spark: SparkSession, settings: Settings, rows: int, work: Path) -> dict:
+def bench_kafka(spark: SparkSession, settings: Settings, rows: int, work: Path) -> dict[str, Any]:
     bootstrap = settings.kafka.bootstrap_servers
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the future
@@ -118,7 +122,7 @@ def bench_kafka(spark: SparkSession, settings: Settings, rows: int, work: Path) 
     consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     began = time.perf_counter()
 
-    def consumed():
+    def consumed() -> Iterator[bytes | None]:
         seen, deadline = 0, time.monotonic() + 300
         while seen < rows and time.monotonic() < deadline:
             for message in consumer.consume(10_000, timeout=1):
@@ -146,7 +150,7 @@ def bench_kafka(spark: SparkSession, settings: Settings, rows: int, work: Path) 
     }
 
 
-def bench_kinesis(spark: SparkSession, settings: Settings, rows: int, work: Path) -> dict:
+def bench_kinesis(spark: SparkSession, settings: Settings, rows: int, work: Path) -> dict[str, Any]:
     kinesis = boto3.client("kinesis", **settings.aws.boto3_kwargs())
     stream = f"bench-{uuid.uuid4().hex[:8]}"
     kinesis.create_stream(StreamName=stream, ShardCount=PARTITIONS)
@@ -199,7 +203,7 @@ def bench_io(
     kafka_rows: int = 200_000,
     kinesis_rows: int = 5_000,
     report: Callable[[str], None] = print,
-) -> dict:
+) -> dict[str, Any]:
     """Run both benchmarks, print a table, write JSON under the state directory."""
     with tempfile.TemporaryDirectory(prefix="iotlake-bench-") as scratch:
         work = Path(scratch)

@@ -8,14 +8,14 @@ offset -> sequenceNumber, broker timestamp -> approximateArrivalTimestamp.
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from iotlake.config import Settings
 from spark_jobs.io.kinesis import KinesisDataSource, kinesis_options
 
 
-def as_text(column: str):
+def as_text(column: str) -> Column:
     """Payload bytes as text. Bytes that are not UTF-8 (a binary record) become U+FFFD
     rather than a string no Delta or Arrow reader can decode downstream."""
     return F.make_valid_utf8(F.col(column).cast("string"))

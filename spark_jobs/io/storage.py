@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
 from iotlake.config import Settings
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 STORAGE_OPTIONS_KEY = "secret.storageOptions"
 VOLUMES = "/Volumes/"
@@ -86,7 +91,7 @@ def storage_options(settings: Settings, uri: str) -> dict[str, str]:
     return {}
 
 
-def open_table(settings: Settings, *parts: str):
+def open_table(settings: Settings, *parts: str) -> DeltaTable | None:
     """The Delta table at `table_uri(settings, *parts)` opened with delta-rs (no JVM), or
     None while nothing has created it: the one way the dashboard, alerts and CLI open one."""
     from deltalake import DeltaTable
@@ -104,10 +109,11 @@ def encode_options(options: dict[str, str]) -> str:
     return json.dumps(options, sort_keys=True)
 
 
-def decode_options(options: dict[str, str] | object) -> dict[str, str]:
+def decode_options(options: Mapping[str, str]) -> dict[str, str]:
     """The storage options carried in a data source's options, or none for local tables."""
-    raw = options.get(STORAGE_OPTIONS_KEY)  # type: ignore[attr-defined]
-    return json.loads(raw) if raw else {}
+    raw = options.get(STORAGE_OPTIONS_KEY)
+    decoded: dict[str, str] = json.loads(raw) if raw else {}
+    return decoded
 
 
 def arrow_filesystem(uri: str, options: dict[str, str]) -> tuple[pafs.FileSystem, str]:

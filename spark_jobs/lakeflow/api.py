@@ -33,6 +33,8 @@ Action = Literal["warn", "drop", "fail"]
 # "table" is decided when the function first runs: a streaming result makes a streaming
 # table, a batch one a materialized view (as `@dlt.table` does on Databricks).
 Kind = Literal["table", "streaming", "materialized", "view"]
+# A table's query function, or a flow's: called with no arguments, returns a DataFrame.
+QueryFunction = Callable[..., Any]
 _EXPECTATIONS_ATTR = "__lakeflow_expectations__"
 
 
@@ -136,7 +138,7 @@ def _ignored(name: str, **arguments: Any) -> None:
             log_once(f"{name}: `{argument}` is accepted and ignored (no such feature here)")
 
 
-def _add_expectations(function: Callable, expectations: list[Expectation]) -> Callable:
+def _add_expectations(function: QueryFunction, expectations: list[Expectation]) -> QueryFunction:
     pending: list[Expectation] = getattr(function, _EXPECTATIONS_ATTR, [])
     # Decorators apply bottom-up; put these first so the file's top-to-bottom order holds.
     setattr(function, _EXPECTATIONS_ATTR, [*expectations, *pending])
@@ -147,46 +149,52 @@ def _rules(rules: Mapping[str, str] | None, action: Action) -> list[Expectation]
     return [Expectation(name, condition, action) for name, condition in (rules or {}).items()]
 
 
-def expect(description: str, constraint: str) -> Callable[[Callable], Callable]:
+def expect(description: str, constraint: str) -> Callable[[QueryFunction], QueryFunction]:
     """Keep rows that fail `constraint` and count them."""
     return lambda function: _add_expectations(
         function, [Expectation(description, constraint, "warn")]
     )
 
 
-def expect_or_drop(description: str, constraint: str) -> Callable[[Callable], Callable]:
+def expect_or_drop(description: str, constraint: str) -> Callable[[QueryFunction], QueryFunction]:
     """Drop rows that fail `constraint` and count them."""
     return lambda function: _add_expectations(
         function, [Expectation(description, constraint, "drop")]
     )
 
 
-def expect_or_fail(description: str, constraint: str) -> Callable[[Callable], Callable]:
+def expect_or_fail(description: str, constraint: str) -> Callable[[QueryFunction], QueryFunction]:
     """Stop the flow when any row fails `constraint`."""
     return lambda function: _add_expectations(
         function, [Expectation(description, constraint, "fail")]
     )
 
 
-def expect_all(expectations: Mapping[str, str]) -> Callable[[Callable], Callable]:
+def expect_all(
+    expectations: Mapping[str, str],
+) -> Callable[[QueryFunction], QueryFunction]:
     """Several warn expectations at once: name -> constraint."""
     return lambda function: _add_expectations(function, _rules(expectations, "warn"))
 
 
-def expect_all_or_drop(expectations: Mapping[str, str]) -> Callable[[Callable], Callable]:
+def expect_all_or_drop(
+    expectations: Mapping[str, str],
+) -> Callable[[QueryFunction], QueryFunction]:
     """Several drop expectations at once: name -> constraint."""
     return lambda function: _add_expectations(function, _rules(expectations, "drop"))
 
 
-def expect_all_or_fail(expectations: Mapping[str, str]) -> Callable[[Callable], Callable]:
+def expect_all_or_fail(
+    expectations: Mapping[str, str],
+) -> Callable[[QueryFunction], QueryFunction]:
     """Several fail expectations at once: name -> constraint."""
     return lambda function: _add_expectations(function, _rules(expectations, "fail"))
 
 
-def _declare(kind: Kind, function: Callable | None, options: dict[str, Any]) -> Callable:
+def _declare(kind: Kind, function: QueryFunction | None, options: dict[str, Any]) -> QueryFunction:
     """Decorator (or direct) form shared by `table`, `materialized_view` and the views."""
 
-    def decorate(query_function: Callable) -> Callable:
+    def decorate(query_function: QueryFunction) -> QueryFunction:
         name = options.get("name") or query_function.__name__
         _pipeline("@table").declare(_spec(kind, name, query_function, options))
         return query_function
@@ -194,7 +202,9 @@ def _declare(kind: Kind, function: Callable | None, options: dict[str, Any]) -> 
     return decorate(function) if function is not None else decorate
 
 
-def _spec(kind: Kind, name: str, function: Callable | None, options: dict[str, Any]) -> TableSpec:
+def _spec(
+    kind: Kind, name: str, function: QueryFunction | None, options: dict[str, Any]
+) -> TableSpec:
     _ignored(
         name,
         row_filter=options.get("row_filter"),
@@ -223,7 +233,7 @@ def _spec(kind: Kind, name: str, function: Callable | None, options: dict[str, A
 
 
 def table(
-    query_function: Callable | None = None,
+    query_function: QueryFunction | None = None,
     *,
     name: str | None = None,
     comment: str | None = None,
@@ -236,14 +246,14 @@ def table(
     temporary: bool = False,
     private: bool = False,
     row_filter: str | None = None,
-) -> Callable:
+) -> QueryFunction:
     """A table: a streaming table when the function returns a stream, else a materialized
     view."""
     return _declare("table", query_function, dict(locals()))
 
 
 def materialized_view(
-    query_function: Callable | None = None,
+    query_function: QueryFunction | None = None,
     *,
     name: str | None = None,
     comment: str | None = None,
@@ -255,18 +265,18 @@ def materialized_view(
     schema: str | StructType | None = None,
     private: bool = False,
     row_filter: str | None = None,
-) -> Callable:
+) -> QueryFunction:
     """A table recomputed whole from the current snapshots of what it reads."""
     return _declare("materialized", query_function, dict(locals()))
 
 
 def temporary_view(
-    query_function: Callable | None = None,
+    query_function: QueryFunction | None = None,
     *,
     name: str | None = None,
     comment: str | None = None,
     spark_conf: Mapping[str, str] | None = None,
-) -> Callable:
+) -> QueryFunction:
     """A named query other datasets read; not stored, computed inside each reader."""
     return _declare("view", query_function, dict(locals()))
 
@@ -294,17 +304,17 @@ def create_streaming_table(
 
 
 def append_flow(
-    query_function: Callable | None = None,
+    query_function: QueryFunction | None = None,
     *,
     target: str,
     name: str | None = None,
     spark_conf: Mapping[str, str] | None = None,
     comment: str | None = None,
     once: bool = False,
-) -> Callable:
+) -> QueryFunction:
     """One more streaming flow appending into `target`, with its own checkpoint."""
 
-    def decorate(function: Callable) -> Callable:
+    def decorate(function: QueryFunction) -> QueryFunction:
         spec = _spec("streaming", name or function.__name__, function, dict(comment=comment))
         spec.target, spec.once, spec.spark_conf = target, once, dict(spark_conf or {})
         _pipeline("@append_flow").declare(spec)
@@ -323,7 +333,7 @@ def read_stream(name: str) -> DataFrame:
     return _pipeline("read_stream").read(name, streaming=True)
 
 
-def _refused(name: str, instead: str) -> Callable[..., Any]:
+def _refused(name: str, instead: str) -> QueryFunction:
     """A Lakeflow function iotlake does not run: calling it stops the load with one line
     naming the caller's file and line and what to write instead."""
 

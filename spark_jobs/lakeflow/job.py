@@ -19,10 +19,10 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql.readwriter import DataFrameWriter
-from pyspark.sql.streaming import DataStreamWriter
+from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from iotlake.config import Settings
-from spark_jobs import catalog
+from spark_jobs import JavaObject, catalog
 from spark_jobs.lakeflow.loader import Pipeline, provided_variables
 from spark_jobs.lakeflow.settings import PipelineSettings
 
@@ -60,7 +60,7 @@ def run_job(
     pipeline = job_pipeline(spark, settings, path, conf or {})
     # Delta looks tables up through the JVM thread's active session; a job run on another
     # thread than the one that built the session (a test, a scheduler) has none.
-    jvm = spark._jvm  # type: ignore[attr-defined]
+    jvm: JavaObject = spark._jvm
     jvm.org.apache.spark.sql.SparkSession.setActiveSession(spark._jsparkSession)
     with _volumes_in_writers(pipeline.path):
         return runpy.run_path(
@@ -80,10 +80,10 @@ def _volumes_in_writers(mapped: Callable[[Any], Any]) -> Iterator[None]:
     ]
     saved = {(owner, name): getattr(owner, name) for owner, name in patched}
 
-    def option(original):
+    def option(original: Callable[..., Any]) -> Callable[..., Any]:
         return lambda self, key, value: original(self, key, mapped(value))
 
-    def with_path(original):
+    def with_path(original: Callable[..., Any]) -> Callable[..., Any]:
         return lambda self, path=None, *args, **kwargs: original(
             self, mapped(path), *args, **kwargs
         )

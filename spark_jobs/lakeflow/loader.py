@@ -173,11 +173,12 @@ class Pipeline:
         parsed = sql.parse_text(self._substituted(path), str(path))
         self.configuration |= parsed.configuration
         for dataset in parsed.datasets:
-            kind: api.Kind = {
+            kinds: dict[str, api.Kind] = {
                 "streaming_table": "streaming",
                 "materialized_view": "materialized",
                 "temporary_view": "view",
-            }[dataset.kind]
+            }
+            kind = kinds[dataset.kind]
             spec = api.TableSpec(
                 name=dataset.name.split(".")[-1],
                 system="",
@@ -277,7 +278,8 @@ class Pipeline:
         if reader is None:
             reader = spark.readStream if streaming else spark.read
         if short is None:
-            return reader.table(self.qualified(name))
+            frame: DataFrame = reader.table(self.qualified(name))
+            return frame
         spec = self.specs[short]
         if spec.is_view:
             frame = self.call(spec)
@@ -286,7 +288,8 @@ class Pipeline:
             return frame
         self._note(short)
         self.resolve(short)  # creates and names its table, once per load
-        return reader.table(catalog.table_name(spec))
+        table: DataFrame = reader.table(catalog.table_name(spec))
+        return table
 
     def _note(self, name: str) -> None:
         reads: list[set[str]] = getattr(self._local, "reads", [])

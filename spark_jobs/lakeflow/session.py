@@ -100,7 +100,8 @@ class PipelineReader:
         method = getattr(self._reader, name)
 
         def mapped(path: Any = None, *args: Any, **kwargs: Any) -> DataFrame:
-            return method(self._pipeline.path(path), *args, **kwargs)
+            frame: DataFrame = method(self._pipeline.path(path), *args, **kwargs)
+            return frame
 
         return mapped
 

@@ -247,7 +247,7 @@ def _included(file: Path, doc: dict[str, Any]) -> list[tuple[Path, dict[str, Any
 
 def _pipeline_sections(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """A file's `resources.pipelines` mappings: at the top and in each target."""
-    targets = doc.get("targets") if isinstance(doc.get("targets"), dict) else {}
+    targets: dict[str, Any] = doc["targets"] if isinstance(doc.get("targets"), dict) else {}
     sections = [doc, *(t for t in targets.values() if isinstance(t, dict))]
     resources = [s.get("resources") for s in sections]
     found = [r.get("pipelines") for r in resources if isinstance(r, dict)]

@@ -80,6 +80,7 @@ class SqlPipeline:
 
 
 # read_files' names of Auto Loader options; the cloudFiles reader wants `cloudFiles.<name>`.
+_AUTO_LOADER: tuple[str, ...]
 _AUTO_LOADER = ("schemaHints", "schemaLocation", "inferColumnTypes", "schemaEvolutionMode")
 _AUTO_LOADER += ("rescuedDataColumn", "includeExistingFiles", "maxFilesPerTrigger")
 _TOKEN = re.compile(
@@ -278,6 +279,7 @@ def _name(statement: _Statement) -> list[_Token]:
 def _create(statement: _Statement) -> SqlDataset:
     statement.accept("OR", "REFRESH")
     private = statement.accept("PRIVATE")
+    kind: Literal["streaming_table", "materialized_view", "temporary_view"]
     if not private and statement.accept("TEMPORARY"):
         statement.accept("LIVE")
         statement.expect("VIEW", fix="write CREATE TEMPORARY VIEW name AS query")
@@ -289,7 +291,8 @@ def _create(statement: _Statement) -> SqlDataset:
     elif statement.accept("MATERIALIZED", "VIEW") or statement.accept("LIVE", "TABLE"):
         kind = "materialized_view"
     else:
-        word = ("CREATE " + (statement.peek().text.upper() if statement.peek() else "")).strip()
+        token = statement.peek()
+        word = ("CREATE " + (token.text.upper() if token else "")).strip()
         raise statement.error(*_REFUSED.get(word, (f"{word} is not supported", _SUPPORTED)))
     name = ".".join(_unquote(part) for part in _name(statement))
     columns, expectations = [], []
@@ -346,8 +349,8 @@ def _expectation(item: _Statement) -> Expectation:
 def _clauses(statement: _Statement, name: str) -> dict[str, Any]:
     """COMMENT, TBLPROPERTIES, PARTITIONED BY, CLUSTER BY, LOCATION, USING, up to AS."""
     clauses: dict[str, Any] = {}
-    while statement.peek() and not statement.accept("AS"):
-        word = statement.peek().text.upper()
+    while (token := statement.peek()) and not statement.accept("AS"):
+        word = token.text.upper()
         if word not in _CLAUSES or word in clauses:
             raise statement.error(
                 f"{statement.found()} is not supported here in {name}",
@@ -436,9 +439,10 @@ def _file_source(query: _Statement, streaming: bool, sources: list[FileSource]) 
         else "write read_files('path', format => 'json'[, name => 'value', ...])"
     )
     args = query.items()
-    if not args or len(args[0].at) != 1 or args[0].peek().kind != "string":
+    first = args[0].peek() if args and len(args[0].at) == 1 else None
+    if first is None or first.kind != "string":
         raise query.error(f"{function} needs a quoted path first", fix)
-    path, file_format, options = _unquote(args[0].peek()), "", {}
+    path, file_format, options = _unquote(first), "", {}
     if function == "cloud_files":
         if len(args) not in (2, 3):
             raise query.error(f"cloud_files takes 2 or 3 arguments, not {len(args)}", fix)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import pyarrow.fs as pafs
 
@@ -66,7 +67,8 @@ def read_bytes(options: AutoloaderOptions, name: str, limit: int | None = None) 
     """A landed file's bytes (the first `limit` of them): files are parsed whole."""
     filesystem, root = landing_filesystem(options)
     with filesystem.open_input_stream(f"{root}/{name}") as stream:
-        return stream.read(limit) if limit else stream.read()
+        data: bytes = stream.read(limit) if limit else stream.read()
+        return data
 
 
 def full_path(options: AutoloaderOptions, name: str) -> str:
@@ -74,12 +76,12 @@ def full_path(options: AutoloaderOptions, name: str) -> str:
     return f"{options.path.rstrip('/')}/{name}"
 
 
-def make_offset(before: int, seen: Iterable[str]) -> dict:
+def make_offset(before: int, seen: Iterable[str]) -> dict[str, Any]:
     """An offset as it goes into the checkpoint: plain JSON, names sorted so it is stable."""
     return {"v": OFFSET_VERSION, "before": before, "seen": sorted(set(seen))}
 
 
-def check_offset(offset: dict) -> dict:
+def check_offset(offset: dict[str, Any]) -> dict[str, Any]:
     """The offset if this version of the source wrote it; a clear error otherwise."""
     if offset.get("v") != OFFSET_VERSION or "before" not in offset or "seen" not in offset:
         raise ValueError(
@@ -88,14 +90,14 @@ def check_offset(offset: dict) -> dict:
     return offset
 
 
-def is_read(offset: dict, landed: Landed) -> bool:
+def is_read(offset: dict[str, Any], landed: Landed) -> bool:
     """True when `offset` covers the file: older than its mark, or named at the mark."""
     return landed.mtime_ms < offset["before"] or landed.name in offset["seen"]
 
 
 def advance(
-    offset: dict, taken: Sequence[Landed], mtimes: Mapping[str, int], window_ms: int = 0
-) -> dict:
+    offset: dict[str, Any], taken: Sequence[Landed], mtimes: Mapping[str, int], window_ms: int = 0
+) -> dict[str, Any]:
     """The offset after reading `taken` (new files, oldest first) on top of `offset`.
 
     The mark moves to the newest file read minus `window_ms`; files read at or after the mark

@@ -141,7 +141,9 @@ def parse_hints(ddl: str) -> tuple[tuple[str, str], ...]:
 
 def _split_top_level(ddl: str) -> list[str]:
     """The DDL's items, split at commas outside parentheses."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
     for char in ddl:
         depth += {"(": 1, ")": -1}.get(char, 0)
         if char == "," and depth == 0:

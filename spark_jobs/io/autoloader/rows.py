@@ -93,11 +93,11 @@ def file_rows(options: AutoloaderOptions, shape: RowShape, name: str) -> Iterato
             surplus = {f"_c{index}": row[index] for index in range(len(columns), len(row))}
             yield build_row(record, shape, converters, path, surplus)
         return
-    for record in json_records(text):
-        if isinstance(record, str):
-            yield build_row({}, shape, converters, path, {"_corrupt_record": record})
+    for item in json_records(text):
+        if isinstance(item, str):
+            yield build_row({}, shape, converters, path, {"_corrupt_record": item})
         else:
-            yield build_row(record, shape, converters, path)
+            yield build_row(item, shape, converters, path)
 
 
 def to_batches(rows: Iterable[list[Any]], schema: StructType) -> Iterator[pa.RecordBatch]:

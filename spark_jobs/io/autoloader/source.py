@@ -96,7 +96,7 @@ class AutoloaderStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow
         # Executors need only the options and the shape, not the driver's plans.
         return {**self.__dict__, "_planned": {}, "_available_now": None}
 
-    def initialOffset(self) -> dict:
+    def initialOffset(self) -> dict[str, Any]:
         """Nothing read yet: every landed file is new."""
         return make_offset(-1, [])
 
@@ -108,7 +108,7 @@ class AutoloaderStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow
         """Fix the files landed now; later files wait for the next run."""
         self._available_now = {f.name: f.mtime_ms for f in list_landed(self.options)}
 
-    def _new_files(self, start: dict) -> tuple[list[Landed], dict[str, int]]:
+    def _new_files(self, start: dict[str, Any]) -> tuple[list[Landed], dict[str, int]]:
         """Files not read yet (under AvailableNow: of those fixed at its start), oldest first,
         and every listed file's modification time."""
         landed = list_landed(self.options)
@@ -118,7 +118,7 @@ class AutoloaderStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow
             landed = [f for f in landed if fixed.get(f.name) == f.mtime_ms]
         return [f for f in landed if not is_read(start, f)], mtimes
 
-    def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+    def latestOffset(self, start: dict[str, Any], limit: ReadLimit) -> dict[str, Any]:
         """The offset after the next new files (all, or `maxFilesPerTrigger` of them)."""
         new, mtimes = self._new_files(check_offset(start))
         if isinstance(limit, ReadMaxFiles):
@@ -131,7 +131,7 @@ class AutoloaderStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow
         self._planned[_key(start, end)] = new
         return end
 
-    def partitions(self, start: dict, end: dict) -> Sequence[InputPartition]:
+    def partitions(self, start: dict[str, Any], end: dict[str, Any]) -> Sequence[InputPartition]:
         """The batch's files in tasks: one file each for small batches, else grouped."""
         files = self._planned.pop(_key(start, end), None)
         if files is None:
@@ -148,11 +148,11 @@ class AutoloaderStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow
         )
         return to_batches(rows, self.schema)
 
-    def commit(self, end: dict) -> None:
+    def commit(self, end: dict[str, Any]) -> None:
         """Nothing to release: offsets alone say what was read."""
 
 
-def _key(start: dict, end: dict) -> str:
+def _key(start: dict[str, Any], end: dict[str, Any]) -> str:
     return json.dumps([start, end], sort_keys=True)
 
 

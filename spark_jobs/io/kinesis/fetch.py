@@ -81,7 +81,8 @@ def _list_page(client: Any, stream: str, request: dict[str, Any]) -> dict[str, A
     from botocore.exceptions import ClientError, EndpointConnectionError
 
     try:
-        return client.list_shards(**request)
+        page: dict[str, Any] = client.list_shards(**request)
+        return page
     except EndpointConnectionError:
         endpoint = client.meta.endpoint_url
         raise KinesisOptions.error(
@@ -136,7 +137,7 @@ class Fetched:
 
 def _is_expired_iterator(error: Exception) -> bool:
     response = getattr(error, "response", None) or {}
-    return response.get("Error", {}).get("Code") == "ExpiredIteratorException"
+    return bool(response.get("Error", {}).get("Code") == "ExpiredIteratorException")
 
 
 def fetch_shard(
@@ -156,6 +157,7 @@ def fetch_shard(
     result = Fetched(shard_id, start, dict(start))
     if iterator is None:
         iterator = _new_iterator(client, stream, shard_id, start)
+    cutoff_us = plan.cutoff_us
     for _ in range(MAX_CALLS_PER_SHARD):
         remaining = None if plan.budget is None else plan.budget - len(result.rows)
         if remaining is not None and remaining <= 0:
@@ -170,9 +172,9 @@ def fetch_shard(
             continue
         records = response.get("Records", [])
         rows = [to_row(record) for record in records]
-        if plan.cutoff_us is not None:
+        if cutoff_us is not None:
             # Only the records before the first one past the cut-off, so nothing is skipped.
-            rows = list(takewhile(lambda row: row[3] <= plan.cutoff_us, rows))
+            rows = list(takewhile(lambda row: row[3] <= cutoff_us, rows))
         if rows:
             result.rows.extend(rows)
             result.position = {"seq": rows[-1][2]}
@@ -194,7 +196,8 @@ def _new_iterator(client: Any, stream: str, shard_id: str, position: Position) -
     response = client.get_shard_iterator(
         StreamName=stream, ShardId=shard_id, **iterator_arguments(position)
     )
-    return response["ShardIterator"]
+    iterator: str = response["ShardIterator"]
+    return iterator
 
 
 def read_range(options: KinesisOptions, shard_id: str, start: Position, end_seq: str) -> list[Row]:

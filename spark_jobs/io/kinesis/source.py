@@ -170,7 +170,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             )
         return self._state
 
-    def initialOffset(self) -> dict:
+    def initialOffset(self) -> dict[str, Any]:
         """Every listed shard at the configured start; `latest` fixed to this instant."""
         listing = self._listing(self._driver(), fresh=True)
         now_ms = int(time.time() * 1000)
@@ -196,7 +196,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             state.listed_at = now
         return state.listing
 
-    def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+    def latestOffset(self, start: dict[str, Any], limit: ReadLimit) -> dict[str, Any]:
         """Fetch every readable shard from `start` and return where the fetch ended."""
         self._check_stream(start)
         state = self._driver()
@@ -210,7 +210,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         jobs = [
             (shard, FetchPlan(budgets[shard], per_call, deadline, state.cutoff_us))
             for shard in readable
-            if budgets[shard] is None or budgets[shard] > 0
+            if (budget := budgets[shard]) is None or budget > 0
         ]
         fetched = state.pool.map(
             lambda job: self._fetch(state, job[0], positions[job[0]], job[1]), jobs
@@ -220,7 +220,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             self._remember(state, result)
         return make_offset(self.options.stream_name, positions)
 
-    def _check_stream(self, offset: dict) -> None:
+    def _check_stream(self, offset: dict[str, Any]) -> None:
         """A checkpoint holds one stream's positions; another stream's would be meaningless."""
         if offset.get("stream") != self.options.stream_name:
             raise self.options.error(
@@ -266,7 +266,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         else:
             state.iterators.pop(shard, None)
 
-    def partitions(self, start: dict, end: dict) -> list[InputPartition]:
+    def partitions(self, start: dict[str, Any], end: dict[str, Any]) -> list[InputPartition]:
         """One partition per shard that moved, carrying the records fetched for it if known."""
         state = self._driver()
         parts: list[InputPartition] = []
@@ -289,7 +289,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             rows = read_range(self.options, partition.shard_id, partition.start, partition.end_seq)
         return to_arrow(self.options.stream_name, partition.shard_id, rows)
 
-    def commit(self, end: dict) -> None:
+    def commit(self, end: dict[str, Any]) -> None:
         """Forget records of batches Spark has finished."""
         if self._state is None:
             return
