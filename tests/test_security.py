@@ -25,7 +25,8 @@ from botocore.exceptions import ClientError
 from deltalake import DeltaTable, write_deltalake
 
 from services.embedded.process import read_handle
-from tests.conftest import free_port
+from services.embedded.spec import free_port
+from tests.support.processes import stop
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET_PATTERNS = {
@@ -129,12 +130,7 @@ def moto_with_iam(tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        stop(process, timeout=15)
         log.close()
 
 

@@ -9,22 +9,12 @@ since an embedded stack (moto on port 4566) could otherwise pass for the compose
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-from iotlake.config import Settings, load_settings
+from iotlake.config import Settings
 from iotlake.preflight import unreachable
-
-REPO = Path(__file__).resolve().parents[2]
-STACK_VARIABLE = "E2E_STACK"
-
-
-def compose_settings(state_dir: Path) -> Settings:
-    """Host-side settings for the compose stack: its published ports, a private state dir."""
-    return load_settings(
-        profile="compose", target="dev", path=REPO / "iotlake.yml", state_dir=str(state_dir)
-    )
+from tests.support.compose import STACK_VARIABLE, compose_settings
 
 
 @pytest.fixture(scope="session")

@@ -439,7 +439,7 @@ def test_workflow_replaces_every_placeholder_secret_of_env_example(workflow: dic
 
 
 def test_make_test_compose_runs_the_compose_stack_tests_that_exist() -> None:
-    from tests.compose.conftest import STACK_VARIABLE
+    from tests.support.compose import STACK_VARIABLE
 
     (command,) = _recipe("test-compose")
     assert f"{STACK_VARIABLE}=compose" in command

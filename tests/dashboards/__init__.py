@@ -1,1 +1,0 @@
-"""Tests of the Streamlit dashboard: charts, pages (AppTest) and a real browser."""

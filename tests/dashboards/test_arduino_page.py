@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pytest
-import streamlit as st
 from deltalake import write_deltalake
 from streamlit.testing.v1 import AppTest
 
 from dashboards.queries import ARDUINO
-from iotlake.config import Settings, load_settings
+from iotlake.config import Settings
 from spark_jobs.io.storage import table_uri
+from tests.support.dashboard import figures, open_page, trace_values
 
-APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 PAGE = "views/arduino.py"
 START = pd.Timestamp("2023-09-18 09:10:00", tz="UTC")  # the replay's first day
 UTC = pa.timestamp("us", tz="UTC")
@@ -74,35 +68,16 @@ def _seed(settings: Settings) -> dict[str, pd.DataFrame]:
     return tables
 
 
-@pytest.fixture
-def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("IOTLAKE_LAKE__ROOT", str(tmp_path / "lake"))
-    monkeypatch.setenv("IOTLAKE_STATE_DIR", str(tmp_path))
-    st.cache_resource.clear()
-    yield load_settings()
-    st.cache_resource.clear()
-
-
 def _open() -> AppTest:
-    app = AppTest.from_file(str(APP), default_timeout=60)
-    app.run()
-    app.switch_page(PAGE).run()
-    assert not app.exception, [error.message for error in app.exception]
-    return app
-
-
-def _ys(trace: dict) -> np.ndarray:
-    """A trace's y values; plotly's JSON packs numeric arrays as base64 with a dtype."""
-    y = trace["y"]
-    if isinstance(y, dict):
-        return np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])
-    return np.asarray(y, dtype=float)
+    return open_page(PAGE, timeout=60)
 
 
 def _figures(app: AppTest) -> dict[str, np.ndarray]:
     """The y values of each drawn plotly figure, by its title."""
-    figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
-    return {figure["layout"]["title"]["text"]: _ys(figure["data"][0]) for figure in figures}
+    return {
+        title: trace_values(figure["data"][0], "y").astype(float)
+        for title, figure in figures(app).items()
+    }
 
 
 def test_arduino_page_draws_the_last_hour_of_temp_and_hum_trends_distance_and_detections(lake):

@@ -8,7 +8,7 @@ import pytest
 from plotly.colors import hex_to_rgb, sequential
 
 from dashboards import charts
-from tests.dashboards.seed import (
+from tests.support.seed import (
     aws_iot_gold,
     processed_readings,
     seismograph_gold,

@@ -1,42 +1,34 @@
 """The manufacturing page draws the original dashboard's widgets and the alert's state.
 
 Tables are seeded with generated data carried through the pandas definitions of the pipeline
-(tests/spark_jobs/manufacturing/expected.py); each widget's numbers are then computed again
+(tests/support/manufacturing.py); each widget's numbers are then computed again
 with pandas from those tables and compared with what the page drew.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-import streamlit as st
 from deltalake import write_deltalake
 from streamlit.testing.v1 import AppTest
 
 from dashboards.queries import MANUFACTURING
-from iotlake.config import Settings, load_settings
+from iotlake.config import Settings
 from services.producers.manufacturing_generator import BatchConfig, generate_batch
 from spark_jobs.io.storage import table_uri
-from tests.conftest import free_port
-from tests.dashboards.test_dashboard_browser import (  # noqa: F401 (browser is a fixture)
-    APP,
-    REPO,
-    _capture,
-    _render,
-    _wait_healthy,
-    browser,
+from tests.support import manufacturing as expected
+from tests.support.browser import capture, render
+from tests.support.dashboard import (
+    figures,
+    lake_environment,
+    open_page,
+    streamlit_server,
+    trace_values,
 )
-from tests.spark_jobs.manufacturing import expected
 
 PAGE = "views/manufacturing.py"
 TITLES = {"Inspections by week", "% Defect Rate by factory", "Density", "Temperature"}
@@ -82,34 +74,8 @@ def _seed(settings: Settings, recent_anomaly: bool) -> dict[str, pd.DataFrame]:
     return tables
 
 
-@pytest.fixture
-def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("IOTLAKE_LAKE__ROOT", str(tmp_path / "lake"))
-    monkeypatch.setenv("IOTLAKE_STATE_DIR", str(tmp_path))
-    st.cache_resource.clear()
-    yield load_settings()
-    st.cache_resource.clear()
-
-
 def _open() -> AppTest:
-    app = AppTest.from_file(str(APP), default_timeout=90)
-    app.run()
-    app.switch_page(PAGE).run()
-    assert not app.exception, [error.message for error in app.exception]
-    return app
-
-
-def _values(trace: dict, key: str) -> np.ndarray:
-    """A trace's values; plotly's JSON packs numeric arrays as base64 with a dtype."""
-    values = trace[key]
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-    return np.asarray(values)
-
-
-def _figures(app: AppTest) -> dict[str, dict]:
-    figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
-    return {figure["layout"]["title"]["text"]: figure for figure in figures}
+    return open_page(PAGE, timeout=90)
 
 
 def _weekly(bronze: pd.DataFrame) -> pd.DataFrame:
@@ -135,15 +101,15 @@ def test_page_draws_the_originals_widgets_as_pandas_computes_them(lake):
         "Defects Flagged": f"{int((bronze['defect'] == 1).sum()):,}",
         "Non Defects": f"{int((bronze['defect'] == 0).sum()):,}",
     }
-    figures = _figures(app)
-    assert set(figures) == TITLES
+    drawn = figures(app)
+    assert set(drawn) == TITLES
     weekly = _weekly(bronze)
-    flagged, fine = figures["Inspections by week"]["data"]
+    flagged, fine = drawn["Inspections by week"]["data"]
     assert (flagged["name"], fine["name"]) == ("Defect Flagged", "Non Defect")
     assert (flagged["marker"]["color"], fine["marker"]["color"]) == ("#FF3621", "#00A972")
-    assert figures["Inspections by week"]["layout"]["barmode"] == "stack"
-    assert np.array_equal(_values(flagged, "y"), weekly["flagged"].to_numpy())
-    assert np.array_equal(_values(fine, "y"), weekly["fine"].to_numpy())
+    assert drawn["Inspections by week"]["layout"]["barmode"] == "stack"
+    assert np.array_equal(trace_values(flagged, "y"), weekly["flagged"].to_numpy())
+    assert np.array_equal(trace_values(fine, "y"), weekly["fine"].to_numpy())
 
     rates = gold[gold["device_id"].notna()].groupby(["factory_id", "device_id", "model_id"])
     per_device = rates.apply(
@@ -151,16 +117,16 @@ def test_page_draws_the_originals_widgets_as_pandas_computes_them(lake):
         include_groups=False,
     )
     by_factory = per_device.groupby(level="factory_id").mean().sort_values()
-    [bars] = figures["% Defect Rate by factory"]["data"]
+    [bars] = drawn["% Defect Rate by factory"]["data"]
     assert list(bars["y"]) == list(by_factory.index)
-    assert np.allclose(_values(bars, "x"), by_factory.to_numpy())
+    assert np.allclose(trace_values(bars, "x"), by_factory.to_numpy())
 
     silver = tables["inspection_silver"]
     days = silver.assign(day=silver["timestamp"].dt.floor("D"))
     green = days[days["defect"] == 0].groupby("day")["sensor_temperature"].mean()
-    traces = {trace["name"]: trace for trace in figures["Temperature"]["data"]}
+    traces = {trace["name"]: trace for trace in drawn["Temperature"]["data"]}
     assert traces["defect 0"]["marker"]["color"] == "#00A972"
-    assert np.allclose(_values(traces["defect 0"], "y"), green.to_numpy(), equal_nan=True)
+    assert np.allclose(trace_values(traces["defect 0"], "y"), green.to_numpy(), equal_nan=True)
 
     [alert] = app.error
     assert "Defects detected" in alert.value and "1 anomaly in the last 10 minutes" in alert.value
@@ -195,40 +161,12 @@ def test_page_on_an_empty_lake_says_which_tables_have_no_data_yet(lake):
 
 
 @pytest.mark.slow
-def test_page_renders_in_chromium_with_its_four_charts(tmp_path, browser, artifacts):  # noqa: F811
-    environment = {
-        **os.environ,
-        "IOTLAKE_LAKE__ROOT": str(tmp_path / "lake"),
-        "IOTLAKE_STATE_DIR": str(tmp_path),
-    }
-    settings = load_settings(lake={"root": str(tmp_path / "lake")}, state_dir=str(tmp_path))
+def test_page_renders_in_chromium_with_its_four_charts(tmp_path, browser, artifacts):
+    settings, environment = lake_environment(tmp_path)
     _seed(settings, recent_anomaly=True)
-    port = free_port()
-    log = tmp_path / "streamlit.log"
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.headless", "true",
-        "--server.address", "127.0.0.1",
-        "--server.port", str(port),
-        "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            command, cwd=REPO, env=environment, stdout=output, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, server, log)
-        plots = _render(browser, f"{url}/manufacturing", 4, "Defects Flagged")
-        _capture(browser, artifacts / "dashboard_manufacturing.png")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+    with streamlit_server(environment, tmp_path / "streamlit.log") as url:
+        plots = render(browser, f"{url}/manufacturing", 4, "Defects Flagged")
+        capture(browser, artifacts / "dashboard_manufacturing.png")
 
     assert plots >= 4
     assert (artifacts / "dashboard_manufacturing.png").stat().st_size > 10_000

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from iotlake.config import Settings, load_settings
-from tests.dashboards.seed import (
+from iotlake.config import Settings
+from tests.support.dashboard import APP, open_page, point_app_at
+from tests.support.seed import (
     POC_END,
     SCHEMAS,
     SeededSystem,
@@ -21,7 +21,6 @@ from tests.dashboards.seed import (
     write_table,
 )
 
-APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 PAGES = ["views/seismograph.py", "views/aws_iot.py", "views/data_quality.py"]
 # The table whose absence each page reports first.
 FIRST_TABLE = {
@@ -31,34 +30,9 @@ FIRST_TABLE = {
 }
 
 
-def _point_app_at(monkeypatch: pytest.MonkeyPatch, root: str, state_dir: Path) -> Settings:
-    """Settings the app will load: the lake root and state dir come from IOTLAKE_* variables."""
-    monkeypatch.setenv("IOTLAKE_LAKE__ROOT", root)
-    monkeypatch.setenv("IOTLAKE_STATE_DIR", str(state_dir))
-    # The app caches its settings per process; AppTest runs in this process.
-    st.cache_resource.clear()
-    return load_settings()
-
-
 @pytest.fixture
-def empty_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    settings = _point_app_at(monkeypatch, str(tmp_path / "lake"), tmp_path)
-    yield settings
-    st.cache_resource.clear()
-
-
-@pytest.fixture
-def seeded(empty_lake: Settings) -> dict[str, SeededSystem]:
-    return seed_lake(empty_lake)
-
-
-def _open(page: str) -> AppTest:
-    """Run the app, switch to `page` and run it; fail on any exception the page raised."""
-    app = AppTest.from_file(str(APP), default_timeout=60)
-    app.run()
-    app.switch_page(page).run()
-    assert not app.exception, [error.message for error in app.exception]
-    return app
+def seeded(lake: Settings) -> dict[str, SeededSystem]:
+    return seed_lake(lake)
 
 
 def _metrics(app: AppTest) -> dict[str, str]:
@@ -68,7 +42,7 @@ def _metrics(app: AppTest) -> dict[str, str]:
 def test_seismograph_page_shows_global_statistics_and_four_charts(seeded):
     stat = seeded["seismograph"].tables["global_stat"].iloc[0]
 
-    app = _open("views/seismograph.py")
+    app = open_page("views/seismograph.py")
 
     assert _metrics(app) == {
         "Events": f"{int(stat['events']):,}",
@@ -88,7 +62,7 @@ def test_aws_iot_page_shows_newest_fleet_temperature_and_last_24h_anomalies(seed
     expected_critical = int(critical.loc[last_day, "critical_count"].sum())
     assert expected_critical < int(critical["critical_count"].sum())  # the window matters
 
-    app = _open("views/aws_iot.py")
+    app = open_page("views/aws_iot.py")
 
     assert _metrics(app) == {
         "Fleet temperature, newest minute": f"{newest['average_fleet_temp']:.2f} °C",
@@ -107,7 +81,7 @@ def test_data_quality_page_sums_each_systems_event_log(seeded):
             "Rows dropped": f"{int(checks.loc[checks['action'] == 'drop', 'failed'].sum()):,}",
         }
 
-    app = _open("views/data_quality.py")
+    app = open_page("views/data_quality.py")
     first = _metrics(app)
     app.selectbox(key="dq_system").select("aws-iot").run()
 
@@ -118,8 +92,8 @@ def test_data_quality_page_sums_each_systems_event_log(seeded):
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_page_on_an_empty_lake_says_which_table_has_no_data_yet(empty_lake, page):
-    app = _open(page)
+def test_page_on_an_lake_says_which_table_has_no_data_yet(lake, page):
+    app = open_page(page)
 
     messages = [info.value for info in app.info]
     assert f"No data yet in `{FIRST_TABLE[page]}`" in messages[0]
@@ -128,17 +102,17 @@ def test_page_on_an_empty_lake_says_which_table_has_no_data_yet(empty_lake, page
     assert not app.metric
 
 
-def test_a_table_that_exists_without_rows_shows_the_empty_state(empty_lake):
+def test_a_table_that_exists_without_rows_shows_the_empty_state(lake):
     empty = pd.DataFrame(columns=list(SCHEMAS["global_stat"].names))
-    write_table(empty_lake, "seismograph", "global_stat", empty)
+    write_table(lake, "seismograph", "global_stat", empty)
 
-    app = _open("views/seismograph.py")
+    app = open_page("views/seismograph.py")
 
     assert "No data yet in `global_stat`" in app.info[0].value
     assert not app.metric
 
 
-def test_a_bad_setting_is_shown_as_one_line_instead_of_a_traceback(empty_lake, monkeypatch):
+def test_a_bad_setting_is_shown_as_one_line_instead_of_a_traceback(lake, monkeypatch):
     monkeypatch.setenv("IOTLAKE_AWS__PORT", "0")
     st.cache_resource.clear()
 
@@ -153,11 +127,11 @@ def test_seismograph_page_reads_tables_on_s3(stack, tmp_path, monkeypatch):
     root = f"s3://{stack.lake.bucket}/dashboard-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("IOTLAKE_AWS__PORT", str(stack.aws.port))
     monkeypatch.setenv("IOTLAKE_AWS__EMULATOR", stack.aws.emulator)
-    settings = _point_app_at(monkeypatch, root, tmp_path)
+    settings = point_app_at(monkeypatch, root, tmp_path)
     try:
         seeded = seed_seismograph(settings)
 
-        app = _open("views/seismograph.py")
+        app = open_page("views/seismograph.py")
 
         events = int(seeded.tables["global_stat"].iloc[0]["events"])
         assert _metrics(app)["Events"] == f"{events:,}"
@@ -166,13 +140,13 @@ def test_seismograph_page_reads_tables_on_s3(stack, tmp_path, monkeypatch):
         st.cache_resource.clear()
 
 
-def test_an_empty_table_of_a_running_pipeline_says_it_waits_for_its_first_batch(empty_lake):
+def test_an_empty_table_of_a_running_pipeline_says_it_waits_for_its_first_batch(lake):
     log = event_log("seismograph", "sensor", batches=2)
     log["timestamp"] = pd.Timestamp.now(tz="UTC").floor("s")  # batches just written
-    write_table(empty_lake, "seismograph", "event_log", log)
+    write_table(lake, "seismograph", "event_log", log)
     written = int(log.loc[log["expectation"].isna(), "rows_out"].sum())
 
-    app = _open("views/seismograph.py")
+    app = open_page("views/seismograph.py")
 
     message = app.info[0].value
     assert "Waiting for the first batch of `global_stat`" in message

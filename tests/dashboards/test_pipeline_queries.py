@@ -10,7 +10,7 @@ import pytest
 from dashboards import charts, pipeline_queries, queries
 from iotlake.config import load_settings
 from spark_jobs.runner import load_system
-from tests.dashboards.seed import FlowScenario, flow_log
+from tests.support.seed import FlowScenario, flow_log
 
 # Edges of each system as its README row and table files describe it.
 EDGES = {

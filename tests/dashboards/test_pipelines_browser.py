@@ -1,8 +1,8 @@
 """The pipelines page in a real browser: Graphviz draws the pipeline's graph in the page (no
 server-side graphviz), beside the tables of rates and expectations.
 
-The server and headless chromium are the browser tests' own fixtures; the seismograph's event
-log is re-seeded just before the page opens, so its batches are recent.
+The server and headless chromium are the dashboard tests' fixtures (conftest.py); the
+seismograph's event log is re-seeded just before the page opens, so its batches are recent.
 """
 
 from __future__ import annotations
@@ -10,14 +10,9 @@ from __future__ import annotations
 import pytest
 
 from dashboards import pipeline_queries
-from tests.dashboards.seed import seed_pipeline_log
-from tests.dashboards.test_dashboard_browser import (  # noqa: F401 (fixtures)
-    RENDER_SECONDS,
-    _capture,
-    browser,
-    dashboard,
-)
-from tests.dashboards.test_pipelines_page import EXPECTED_STATUS, declared_expectations
+from tests.support.browser import RENDER_SECONDS, capture
+from tests.support.pipelines import EXPECTED_STATUS, declared_expectations
+from tests.support.seed import seed_pipeline_log
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +21,7 @@ GRAPH_EDGES = '[data-testid="stGraphVizChart"] svg g.edge'
 TABLES = '[data-testid="stDataFrame"]'
 
 
-def test_pipelines_page_draws_the_graph_and_its_tables(dashboard, browser, artifacts):  # noqa: F811
+def test_pipelines_page_draws_the_graph_and_its_tables(dashboard, browser, artifacts):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -44,7 +39,7 @@ def test_pipelines_page_draws_the_graph_and_its_tables(dashboard, browser, artif
         return len(nodes) == len(graph) and len(frames) >= 2
 
     WebDriverWait(browser, RENDER_SECONDS, poll_frequency=0.5).until(drawn)
-    _capture(browser, artifacts / "dashboard_pipelines.png")
+    capture(browser, artifacts / "dashboard_pipelines.png")
 
     titles = {
         node.find_element(By.TAG_NAME, "title").get_attribute("textContent")

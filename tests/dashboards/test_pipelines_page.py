@@ -8,56 +8,23 @@ clock (the page's window ends now); expected numbers are computed here from thos
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboards import pipeline_queries
-from iotlake.config import Settings, load_settings
 from spark_jobs.runner import load_system
-from tests.dashboards.seed import WATERMARK, seed_pipeline_log, seismograph_scenarios
+from tests.support.dashboard import open_page
+from tests.support.pipelines import EXPECTED_STATUS, declared_expectations
+from tests.support.seed import WATERMARK, seed_pipeline_log, seismograph_scenarios
 
-APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 PAGE = "views/pipelines.py"
 WINDOW = pipeline_queries.PIPELINE_WINDOW_SECONDS
-EXPECTED_STATUS = {
-    "raw_stream": "keeps up",
-    "sensor": "keeps up",
-    "max_magn_by_device": "keeps up",
-    "magn_live": "falling behind",
-    "global_stat": "idle",
-    "magn_heatmap": "not started",
-}
-
-
-@pytest.fixture
-def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("IOTLAKE_LAKE__ROOT", str(tmp_path / "lake"))
-    monkeypatch.setenv("IOTLAKE_STATE_DIR", str(tmp_path))
-    st.cache_resource.clear()
-    yield load_settings()
-    st.cache_resource.clear()
-
-
-def declared_expectations(settings: Settings, system: str) -> dict[str, list[tuple[str, str]]]:
-    """Each table's expectations as its pipeline declares them."""
-    return {
-        spec.name: [(e.name, e.action) for e in spec.expectations]
-        for spec in load_system(system, settings)
-    }
 
 
 def _open(system: str | None = None) -> AppTest:
-    app = AppTest.from_file(str(APP), default_timeout=120)
-    app.run()
-    app.switch_page(PAGE).run()
-    if system is not None:
-        app.selectbox(key="pipelines_system").select(system).run()
-    assert not app.exception, [error.message for error in app.exception]
-    return app
+    return open_page(PAGE, timeout=120, system=system)
 
 
 def _window(log: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from deltalake import DeltaTable, write_deltalake
 from dashboards import queries
 from iotlake.config import Settings, load_settings
 from spark_jobs.io.storage import table_uri
-from tests.dashboards.seed import POC_END, SCHEMAS, SeededSystem, seed_lake
+from tests.support.seed import POC_END, SCHEMAS, SeededSystem, seed_lake
 
 
 @pytest.fixture(scope="module")

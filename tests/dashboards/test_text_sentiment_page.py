@@ -7,33 +7,27 @@ as the pipeline writes them; expected figures come from pandas over the same pos
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-import streamlit as st
 from deltalake import write_deltalake
 from streamlit.testing.v1 import AppTest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from dashboards.charts import wordcloud_stopwords
 from dashboards.queries import TEXT_SENTIMENT
-from iotlake.config import Settings, load_settings
+from iotlake.config import Settings
 from services.producers.post_stream import StreamConfig, generate_posts
 from spark_jobs.io.storage import table_uri
-from tests.conftest import free_port
-from tests.dashboards.test_dashboard_browser import (  # noqa: F401 (browser is a fixture)
-    APP,
-    REPO,
-    _capture,
-    _render,
-    _wait_healthy,
-    browser,
+from tests.support.browser import capture, render
+from tests.support.dashboard import (
+    figures,
+    lake_environment,
+    open_page,
+    streamlit_server,
+    trace_values,
 )
 
 PAGE = "views/text_sentiment.py"
@@ -96,36 +90,17 @@ def _seed(settings: Settings, posts: int = 400) -> dict[str, pd.DataFrame]:
     return tables
 
 
-@pytest.fixture
-def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("IOTLAKE_LAKE__ROOT", str(tmp_path / "lake"))
-    monkeypatch.setenv("IOTLAKE_STATE_DIR", str(tmp_path))
-    st.cache_resource.clear()
-    yield load_settings()
-    st.cache_resource.clear()
-
-
 def _open() -> AppTest:
-    app = AppTest.from_file(str(APP), default_timeout=90)
-    app.run()
-    app.switch_page(PAGE).run()
-    assert not app.exception, [error.message for error in app.exception]
-    return app
+    return open_page(PAGE, timeout=90)
 
 
 def _figures(app: AppTest) -> dict[str, dict]:
-    figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
-    return {figure["layout"]["title"]["text"]: figure["data"][0] for figure in figures}
+    """The first trace of each drawn plotly figure, by its title."""
+    return {title: figure["data"][0] for title, figure in figures(app).items()}
 
 
 def _values(trace: dict, key: str) -> list:
-    """A trace's values; plotly's JSON packs numeric arrays as base64 with a dtype."""
-    import base64
-
-    values = trace[key]
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
-    return list(values)
+    return trace_values(trace, key).tolist()
 
 
 def test_page_shows_label_pie_languages_word_cloud_and_ranked_posts_as_pandas_computes(lake):
@@ -194,37 +169,16 @@ def test_page_on_an_empty_lake_says_which_tables_have_no_data_yet(lake):
 @pytest.mark.slow
 def test_page_renders_in_chromium_with_its_charts_and_word_cloud(
     tmp_path,
-    browser,  # noqa: F811 (the fixture imported above)
+    browser,
     artifacts,
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    environment = {
-        **os.environ,
-        "IOTLAKE_LAKE__ROOT": str(tmp_path / "lake"),
-        "IOTLAKE_STATE_DIR": str(tmp_path),
-    }
-    settings = load_settings(lake={"root": str(tmp_path / "lake")}, state_dir=str(tmp_path))
+    settings, environment = lake_environment(tmp_path)
     _seed(settings)
-    port = free_port()
-    log = tmp_path / "streamlit.log"
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.headless", "true",
-        "--server.address", "127.0.0.1",
-        "--server.port", str(port),
-        "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            command, cwd=REPO, env=environment, stdout=output, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, server, log)
-        plots = _render(browser, f"{url}/text-sentiment", 2, "Top 15 positive posts")
+    with streamlit_server(environment, tmp_path / "streamlit.log") as url:
+        plots = render(browser, f"{url}/text-sentiment", 2, "Top 15 positive posts")
 
         def cloud_drawn(driver) -> bool:
             images = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
@@ -233,14 +187,7 @@ def test_page_renders_in_chromium_with_its_charts_and_word_cloud(
             )
 
         width = WebDriverWait(browser, 60, poll_frequency=0.5).until(cloud_drawn)
-        _capture(browser, artifacts / "dashboard_text_sentiment.png")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        capture(browser, artifacts / "dashboard_text_sentiment.png")
 
     assert plots >= 2
     assert width >= 500

@@ -7,55 +7,9 @@ at a port where nothing listens.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import free_port
-
-CLI_TIMEOUT_SECONDS = 120
-
-
-def _environment(tmp_path: Path, **variables: str | None) -> dict[str, str]:
-    """The test's own variables, nothing from the developer's IOTLAKE_* or `.env`; a
-    variable given as None is left out."""
-    base = {name: value for name, value in os.environ.items() if not name.startswith("IOTLAKE_")}
-    closed = {
-        "IOTLAKE_STATE_DIR": str(tmp_path / "state"),
-        "IOTLAKE_LAKE__ROOT": str(tmp_path / "lake"),
-        "IOTLAKE_KAFKA__PORT": str(free_port()),
-        "IOTLAKE_AWS__PORT": str(free_port()),
-        "IOTLAKE_MQTT__PORT": str(free_port()),
-    }
-    merged = base | closed | variables
-    return {name: value for name, value in merged.items() if value is not None}
-
-
-def iotlake(
-    tmp_path: Path, *args: str, config: str | None = None, **variables: str | None
-) -> subprocess.CompletedProcess[str]:
-    """Run `iotlake ARGS` in `tmp_path` (with `config` as its iotlake.yml, if given)."""
-    if config is not None:
-        (tmp_path / "iotlake.yml").write_text(config)
-    return subprocess.run(
-        [sys.executable, "-m", "iotlake", *args],
-        cwd=tmp_path,
-        env=_environment(tmp_path, **variables),
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-    )
-
-
-def one_line(result: subprocess.CompletedProcess[str]) -> str:
-    """stderr, asserted to be exactly one line starting with `iotlake:`."""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    assert lines[0].startswith("iotlake: "), lines[0]
-    return lines[0]
+from tests.support.cli import closed_environment, iotlake, one_line
 
 
 @pytest.mark.parametrize(
@@ -140,7 +94,7 @@ def test_run_of_an_unknown_system_exits_2_listing_the_systems(tmp_path):
 def test_run_with_its_broker_down_exits_1_naming_it_and_how_to_start_it(
     tmp_path, system, variables, service, port_variable
 ):
-    environment = _environment(tmp_path, **variables)
+    environment = closed_environment(tmp_path, **variables)
     result = iotlake(tmp_path, "run", system, "--once", **environment)
 
     line = one_line(result)
@@ -171,7 +125,7 @@ def test_run_under_the_compose_profile_points_at_docker_compose(tmp_path):
 def test_produce_with_its_service_down_exits_1_at_once_naming_it(
     tmp_path, producer, args, service, port_variable
 ):
-    environment = _environment(tmp_path)
+    environment = closed_environment(tmp_path)
     result = iotlake(tmp_path, "produce", producer, *args, **environment)
 
     line = one_line(result)
@@ -182,7 +136,7 @@ def test_produce_with_its_service_down_exits_1_at_once_naming_it(
 
 
 def test_bridge_with_the_brokers_down_exits_1_naming_the_first(tmp_path):
-    environment = _environment(tmp_path)
+    environment = closed_environment(tmp_path)
     result = iotlake(tmp_path, "bridge", **environment)
 
     line = one_line(result)

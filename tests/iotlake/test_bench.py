@@ -15,8 +15,8 @@ import pytest
 
 from iotlake.bench import BenchConfig, Timing, run_bench
 from iotlake.bench.processes import descendants, private_settings
-from tests.conftest import settings_for
-from tests.spark_jobs.pipelines import read_table
+from tests.support.lake import read_table
+from tests.support.settings import settings_for
 
 SYSTEM = "seismograph"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

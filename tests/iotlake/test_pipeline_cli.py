@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from tests.iotlake.test_bad_config import iotlake, one_line
+from tests.support.cli import iotlake, one_line
 
 SETTINGS = """\
 name: readings

@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from spark_jobs import catalog
 from spark_jobs.lakeflow.api import TableSpec
 from spark_jobs.runner import write_batch
-from tests.conftest import settings_for
+from tests.support.settings import settings_for
 
 
 def _rows(spark: SparkSession, rows: list[tuple], schema: str = "device string, temp double"):

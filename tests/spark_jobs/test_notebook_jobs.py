@@ -21,7 +21,7 @@ from iotlake.config import Settings
 from services.producers.aws_iot_producer import SensorConfig, generate_records, send_records
 from spark_jobs.lakeflow.job import run_job
 from spark_jobs.runner import SYSTEM_FOLDERS
-from tests.spark_jobs.pipelines import private_settings
+from tests.support.lake import private_settings
 
 TIMEOUT_S = 180
 

@@ -17,8 +17,8 @@ from deltalake import write_deltalake
 from iotlake.config import Settings
 from spark_jobs import runner
 from spark_jobs.lakeflow.loader import Pipeline
-from tests.conftest import settings_for
-from tests.spark_jobs.pipelines import read_table
+from tests.support.lake import read_table
+from tests.support.settings import settings_for
 
 PIPELINE = "runner-check"
 

@@ -11,7 +11,7 @@ import pytest
 
 from services.embedded import stack as embedded
 from services.embedded.spark_cluster import master_state
-from tests.conftest import settings_env
+from tests.support.settings import settings_env
 
 
 def test_local_mode_runs_an_aggregation(spark):

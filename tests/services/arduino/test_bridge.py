@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -22,8 +19,8 @@ from services.arduino.simulator import (
     publish_readings,
 )
 from services.embedded.stack import restart
-from tests.conftest import settings_env
-from tests.services.arduino import private_arduino, read_values, running_bridge
+from tests.support.arduino import private_arduino, read_values, running_bridge
+from tests.support.processes import start_module
 
 KAFKA_TOPIC = {
     TEMPERATURE: "temperature_topic",
@@ -31,7 +28,6 @@ KAFKA_TOPIC = {
     DISTANCE: "distance_topic",
     PIR: "pir_topic",
 }
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
 
 def _kafka_topic(settings, mqtt_topic: str) -> str:
@@ -124,21 +120,12 @@ def test_bridge_survives_a_mosquitto_restart_without_loss(stack):
 def test_bridge_command_logs_and_stops_cleanly_on_sigterm(stack):
     settings = private_arduino(stack)
     env = {
-        **os.environ,
-        **settings_env(settings),
         "PYTHONUNBUFFERED": "1",
         "IOTLAKE_ARDUINO__MQTT_PREFIX": settings.arduino.mqtt_prefix,
         "IOTLAKE_ARDUINO__TEMPERATURE_TOPIC": settings.arduino.temperature_topic,
         "IOTLAKE_ARDUINO__BRIDGE_CLIENT_ID": settings.arduino.bridge_client_id,
     }
-    child = subprocess.Popen(
-        [sys.executable, "-m", "services.arduino.bridge", "--progress-every", "0.5"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    child = start_module(settings, "services.arduino.bridge", "--progress-every", "0.5", env=env)
     try:
         lines = [child.stdout.readline() for _ in range(2)]
         assert any(line.startswith("connected to mqtt://") for line in lines), lines

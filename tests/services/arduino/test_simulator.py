@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 from itertools import pairwise
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
 from services.arduino import DISTANCE, HUMIDITY, PIR, TEMPERATURE
 from services.arduino.simulator import BoardConfig, generate_readings, payload
-from tests.conftest import settings_env
-from tests.services.arduino import private_arduino
-from tests.services.cli import run_cli
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.arduino import private_arduino
+from tests.support.cli import run_cli
+from tests.support.processes import start_module
 
 
 def _by_topic(readings) -> dict[str, list]:
@@ -84,20 +78,11 @@ def test_simulator_command_publishes_over_mqtt_and_stops_cleanly_on_sigterm(stac
     client.connect(settings.mqtt.host, settings.mqtt.port)
     client.loop_start()
     assert subscribed.wait(10)
-    env = {
-        **os.environ,
-        **settings_env(settings),
-        "PYTHONUNBUFFERED": "1",
-        "IOTLAKE_ARDUINO__MQTT_PREFIX": prefix,
-    }
-    child = subprocess.Popen(
-        [sys.executable, "-m", "services.arduino.simulator", "--seed", "3"]
-        + ["--progress-every", "0.5", "--detections-per-minute", "600"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    child = start_module(
+        settings,
+        "services.arduino.simulator",
+        *["--seed", "3", "--progress-every", "0.5", "--detections-per-minute", "600"],
+        env={"PYTHONUNBUFFERED": "1", "IOTLAKE_ARDUINO__MQTT_PREFIX": prefix},
     )
     try:
         lines = [child.stdout.readline() for _ in range(4)]

@@ -11,7 +11,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from services.embedded import aws_emulator
 from services.embedded import stack as embedded
-from tests.conftest import settings_for
+from tests.support.settings import settings_for
 
 
 def test_s3_put_get_and_list(endpoints):

@@ -17,7 +17,7 @@ from iotlake.config import Settings
 from services.embedded import kafka_broker
 from services.embedded import stack as embedded
 from services.embedded.process import read_handle
-from tests.conftest import settings_env, settings_for
+from tests.support.settings import settings_env, settings_for
 
 
 def _create_topic(bootstrap: str, partitions: int = 2) -> str:

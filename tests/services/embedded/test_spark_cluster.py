@@ -21,7 +21,7 @@ from deltalake import DeltaTable
 from services.embedded import stack as embedded
 from services.embedded.process import kill_hard, read_handle, wait_until
 from services.embedded.spark_cluster import alive_workers, master_state, worker_name
-from tests.conftest import settings_env, settings_for
+from tests.support.settings import settings_env, settings_for
 
 REPO = Path(__file__).resolve().parents[3]
 PARTITIONS = 4

@@ -16,7 +16,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from services.embedded import stack as embedded
 from services.embedded.process import read_handle
-from tests.conftest import settings_env, settings_for
+from tests.support.settings import settings_env, settings_for
 
 IOTLAKE = [sys.executable, "-m", "iotlake"]
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 from spark_jobs.runner import run_once
-from tests.services.gateway.test_gateway import KinesisTail, running_gateway
-from tests.spark_jobs.pipelines import read_table
+from tests.support.browser import chromium
+from tests.support.gateway import KinesisTail, running_gateway
+from tests.support.lake import read_table
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PHASE_MS = 700
 # Three phases of known acceleration (without gravity), and the magnitude each must give.
 # The first has null axes and gravity only in accelerationIncludingGravity: it must read 0.
@@ -57,40 +55,16 @@ tick();
 """
 
 
-def _chrome(profile_dir: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=412,860",  # a phone-sized viewport
-        f"--user-data-dir={profile_dir}",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-
-
 @pytest.mark.slow
 def test_phone_page_sends_motion_magnitudes_through_kinesis_to_bronze(
     stack, spark, artifacts, tmp_path
 ):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("Debian chromium + chromium-driver are not installed (make deps)")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     with running_gateway(stack) as server:
         tail = KinesisTail(stack)
-        driver = _chrome(tmp_path / "chrome-profile")
+        driver = chromium(tmp_path / "chrome-profile", window="412,860")  # a phone-sized viewport
         try:
             driver.set_script_timeout(20)
             driver.get(server.url + "/")

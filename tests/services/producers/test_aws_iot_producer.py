@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -20,16 +18,15 @@ from services.producers.aws_iot_producer import (
     resolved,
     run,
 )
-from tests.services.cli import run_cli
-from tests.services.producers import (
-    FINAL_LINE,
+from tests.support.cli import run_cli
+from tests.support.producers import (
     FakeClock,
     fresh_stream,
     fresh_topic,
     read_stream,
     read_topic,
-    start_producer,
-    wait_for_line,
+    run_before_the_stream_exists,
+    terminated_after_first_send,
 )
 
 QUIET = {"report": lambda line: None}
@@ -137,21 +134,14 @@ def test_kafka_target_lands_on_the_topic_keyed_by_device(stack):
 
 
 def test_after_a_failed_call_it_sleeps_and_sends_the_same_records_again(stack):
-    kinesis = boto3.client("kinesis", **stack.aws.boto3_kwargs())
-    stream = f"late-{time.time_ns()}"
-    lines, outcome = [], {}
-    options = SensorOptions(
-        sensors=SensorConfig(rate=10, seed=4), stream=stream, records=30, retry_sleep=0.3
+    result, lines, stream = run_before_the_stream_exists(
+        stack,
+        run,
+        lambda stream: SensorOptions(
+            sensors=SensorConfig(rate=10, seed=4), stream=stream, records=30, retry_sleep=0.3
+        ),
+        shards=1,
     )
-    producer = threading.Thread(
-        target=lambda: outcome.update(result=run(stack, options, report=lines.append))
-    )
-
-    producer.start()
-    time.sleep(1.0)
-    kinesis.create_stream(StreamName=stream, ShardCount=1)
-    producer.join(timeout=60)
-    result = outcome["result"]
     received = [json.loads(record.data) for record in read_stream(stack, stream)]
 
     assert result.stats.errors >= 2
@@ -162,18 +152,13 @@ def test_after_a_failed_call_it_sleeps_and_sends_the_same_records_again(stack):
 
 def test_sigterm_exits_zero_and_the_printed_count_is_what_the_stream_holds(stack):
     stream = fresh_stream(stack, 1)
-    child = start_producer(
+    returncode, output, sent = terminated_after_first_send(
         stack,
         "services.producers.aws_iot_producer",
         *("--stream", stream, "--rate", "10", "--progress-every", "0.5"),
     )
-    wait_for_line(child, "sent ")
 
-    child.send_signal(signal.SIGTERM)
-    output, _ = child.communicate(timeout=60)
-    sent = FINAL_LINE.match(output.strip().splitlines()[-1])
-
-    assert child.returncode == 0
+    assert returncode == 0
     assert sent, output
     assert int(sent.group(1)) == len(read_stream(stack, stream)) > 0
 

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from iotlake.config import load_settings
 from services.producers import manufacturing_generator as gen
 from spark_jobs.io.storage import landing_uri
-from tests.services.cli import run_cli
+from tests.support.cli import run_cli
 
 CONFIG = gen.BatchConfig(rows=20_000, devices=60, seed=11)
 

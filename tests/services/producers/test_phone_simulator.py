@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import threading
-import time
 from collections import defaultdict
 from datetime import datetime
 
@@ -23,16 +20,15 @@ from services.producers.phone_simulator import (
     resolved,
     run,
 )
-from tests.services.cli import run_cli
-from tests.services.producers import (
-    FINAL_LINE,
+from tests.support.cli import run_cli
+from tests.support.producers import (
     FakeClock,
     fresh_stream,
     fresh_topic,
     read_stream,
     read_topic,
-    start_producer,
-    wait_for_line,
+    run_before_the_stream_exists,
+    terminated_after_first_send,
 )
 
 TIME = re.compile(
@@ -123,6 +119,12 @@ def test_shaken_phones_reach_about_the_dais_peak_and_the_mean_is_a_few_units():
     assert 2 <= sum(magnitudes) / len(magnitudes) <= 7
 
 
+def _run_on_a_fixed_clock(stack, options: PhoneOptions):
+    """The simulator's run from DAIS_START on a clock that moves only when it sleeps."""
+    clock = FakeClock(DAIS_START)
+    return run(stack, options, clock=clock.time, sleep=clock.sleep, **QUIET)
+
+
 def test_seeded_generator_repeats_itself_and_other_seeds_differ():
     first = list(generate_events(FleetConfig(phones=20, seed=3), 0, events=2000))
     again = list(generate_events(FleetConfig(phones=20, seed=3), 0, events=2000))
@@ -135,15 +137,8 @@ def test_seeded_generator_repeats_itself_and_other_seeds_differ():
 def test_run_on_a_fixed_clock_sends_exactly_the_generated_events(stack):
     stream = fresh_stream(stack, 4)
     config = FleetConfig(phones=25, seed=5)
-    clock = FakeClock(DAIS_START)
 
-    result = run(
-        stack,
-        PhoneOptions(fleet=config, stream=stream, events=600),
-        clock=clock.time,
-        sleep=clock.sleep,
-        **QUIET,
-    )
+    result = _run_on_a_fixed_clock(stack, PhoneOptions(fleet=config, stream=stream, events=600))
     expected = list(generate_events(config, round(DAIS_START * 1000), events=600))
     received = [json.loads(record.data) for record in read_stream(stack, stream)]
 
@@ -156,14 +151,9 @@ def test_run_on_a_fixed_clock_sends_exactly_the_generated_events(stack):
 def test_pack_puts_arrays_of_one_phones_events_in_each_record(stack):
     stream = fresh_stream(stack, 4)
     config = FleetConfig(phones=10, seed=9)
-    clock = FakeClock(DAIS_START)
 
-    result = run(
-        stack,
-        PhoneOptions(fleet=config, stream=stream, events=230, pack=5),
-        clock=clock.time,
-        sleep=clock.sleep,
-        **QUIET,
+    result = _run_on_a_fixed_clock(
+        stack, PhoneOptions(fleet=config, stream=stream, events=230, pack=5)
     )
     records = read_stream(stack, stream)
     arrays = [json.loads(record.data) for record in records]
@@ -180,14 +170,9 @@ def test_pack_puts_arrays_of_one_phones_events_in_each_record(stack):
 def test_kafka_target_lands_on_the_topic_keyed_by_device(stack):
     topic = fresh_topic(stack, 4)
     config = FleetConfig(phones=30, seed=12)
-    clock = FakeClock(DAIS_START)
 
-    result = run(
-        stack,
-        PhoneOptions(fleet=config, target="kafka", stream=topic, events=300),
-        clock=clock.time,
-        sleep=clock.sleep,
-        **QUIET,
+    result = _run_on_a_fixed_clock(
+        stack, PhoneOptions(fleet=config, target="kafka", stream=topic, events=300)
     )
     messages = read_topic(stack, topic, 4, expected=300)
 
@@ -201,21 +186,14 @@ def test_kafka_target_lands_on_the_topic_keyed_by_device(stack):
 
 
 def test_events_sent_while_the_stream_is_missing_arrive_once_it_exists(stack):
-    kinesis = boto3.client("kinesis", **stack.aws.boto3_kwargs())
-    stream = f"late-{time.time_ns()}"
-    lines, outcome = [], {}
-    options = PhoneOptions(
-        fleet=FleetConfig(phones=20, seed=2), stream=stream, events=200, retry_sleep=0.2
+    result, lines, stream = run_before_the_stream_exists(
+        stack,
+        run,
+        lambda stream: PhoneOptions(
+            fleet=FleetConfig(phones=20, seed=2), stream=stream, events=200, retry_sleep=0.2
+        ),
+        shards=2,
     )
-    producer = threading.Thread(
-        target=lambda: outcome.update(result=run(stack, options, report=lines.append))
-    )
-
-    producer.start()
-    time.sleep(1.0)
-    kinesis.create_stream(StreamName=stream, ShardCount=2)
-    producer.join(timeout=60)
-    result = outcome["result"]
 
     assert result.stats.errors > 0
     assert any("does it exist?" in line for line in lines)
@@ -226,18 +204,13 @@ def test_events_sent_while_the_stream_is_missing_arrive_once_it_exists(stack):
 
 def test_sigterm_flushes_and_the_printed_count_is_what_the_stream_holds(stack):
     stream = fresh_stream(stack, 4)
-    child = start_producer(
+    returncode, output, sent = terminated_after_first_send(
         stack,
         "services.producers.phone_simulator",
         *("--stream", stream, "--phones", "60", "--progress-every", "0.5"),
     )
-    wait_for_line(child, "sent ")
 
-    child.send_signal(signal.SIGTERM)
-    output, _ = child.communicate(timeout=60)
-    sent = FINAL_LINE.match(output.strip().splitlines()[-1])
-
-    assert child.returncode == 0
+    assert returncode == 0
     assert sent, output
     assert int(sent.group(1)) == int(sent.group(2)) == len(read_stream(stack, stream)) > 0
 

@@ -22,8 +22,8 @@ from services.producers.post_stream import (
     generate_posts,
     run,
 )
-from tests.conftest import settings_for
-from tests.services.cli import run_cli
+from tests.support.cli import run_cli
+from tests.support.settings import settings_for
 
 START_MS = 1_653_500_000_000
 # The fields the pipeline's tables read, and a few more of the tweet JSON shape.

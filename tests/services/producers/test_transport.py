@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from services.embedded.spec import free_port
 from services.producers.transport import (
     TARGETS,
     KafkaSender,
@@ -21,8 +22,7 @@ from services.producers.transport import (
     Unreachable,
     make_sender,
 )
-from tests.conftest import free_port
-from tests.services.producers import fresh_stream, fresh_topic, read_stream, read_topic
+from tests.support.producers import fresh_stream, fresh_topic, read_stream, read_topic
 
 PARTITIONS = 2
 QUIET = {"report": lambda line: None}

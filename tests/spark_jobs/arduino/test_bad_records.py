@@ -18,8 +18,8 @@ from confluent_kafka import Producer
 
 from spark_jobs.quality import MAX_RECORD_BYTES
 from spark_jobs.runner import run_once
-from tests.services.arduino import private_arduino
-from tests.spark_jobs.pipelines import read_table
+from tests.support.arduino import private_arduino
+from tests.support.lake import failed_count, read_table
 
 SYSTEM = "arduino"
 GOOD = b'{"msg": "23"}'
@@ -67,11 +67,6 @@ def _send(settings, topic: str, values: list[bytes | None]) -> None:
     assert producer.flush(30) == 0
 
 
-def _failed(log: pd.DataFrame, table: str, expectation: str) -> int:
-    rows = log[(log["table"] == table) & (log["expectation"] == expectation)]
-    return int(rows["failed"].sum())
-
-
 @pytest.mark.slow
 def test_bad_messages_are_kept_in_bronze_dropped_or_flagged_in_silver_and_counted(
     stack, spark, tmp_path
@@ -93,15 +88,15 @@ def test_bad_messages_are_kept_in_bronze_dropped_or_flagged_in_silver_and_counte
     in_order = raw.assign(offset=raw["sequenceNumber"].astype(int)).sort_values("offset")
     sent = [None if m is None else m.decode("utf-8", errors="replace") for m in messages]
     assert [None if pd.isna(d) else d for d in in_order["data"]] == sent
-    assert _failed(log, "dht_temp_raw", "record has data") == messages.count(None)
+    assert failed_count(log, "dht_temp_raw", "record has data") == messages.count(None)
     oversized = sum(m is not None and len(m) > MAX_RECORD_BYTES for m in messages)
-    assert _failed(log, "dht_temp_raw", "record within 64 KiB") == oversized == 1
+    assert failed_count(log, "dht_temp_raw", "record within 64 KiB") == oversized == 1
     # Silver: what parses is there (the duplicate twice), what does not is counted.
     assert sorted(temperature["temperature"]) == sorted(values)
-    assert _failed(log, "temperature", "temperature parses") == len(messages) - len(values)
+    assert failed_count(log, "temperature", "temperature parses") == len(messages) - len(values)
     out_of_range = sum(not 0 <= value <= 50 for value in values)
     assert out_of_range == 1
-    assert _failed(log, "temperature", "within the DHT11 range (0-50 °C)") == out_of_range
+    assert failed_count(log, "temperature", "within the DHT11 range (0-50 °C)") == out_of_range
     # Every PIR message is one detection, as the original counted them.
     assert len(pir) == len(PIR_MESSAGES)
     assert pir["movement"].unique().tolist() == ["new detection"]

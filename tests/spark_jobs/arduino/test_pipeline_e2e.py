@@ -12,8 +12,8 @@ from expectations.suites import validate
 from services.arduino import DISTANCE, HUMIDITY, PIR, TEMPERATURE, mqtt_topic
 from services.arduino.simulator import BoardConfig, Publisher, Reading, generate_readings, payload
 from spark_jobs.runner import load_system, location, run_once
-from tests.services.arduino import private_arduino, read_values, running_bridge
-from tests.spark_jobs.pipelines import read_table
+from tests.support.arduino import private_arduino, read_values, running_bridge
+from tests.support.lake import read_table
 
 SYSTEM = "arduino"
 MALFORMED = b'{"msg": "n/a"}'

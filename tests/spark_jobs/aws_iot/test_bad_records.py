@@ -18,7 +18,7 @@ import pytest
 from services.producers.aws_iot_producer import SensorConfig, generate_records
 from spark_jobs.quality import MAX_RECORD_BYTES
 from spark_jobs.runner import run_once
-from tests.spark_jobs.pipelines import private_settings, read_table
+from tests.support.lake import failed_count, private_settings, read_table
 
 SYSTEM = "aws-iot"
 START_MS = 1_716_570_000_000
@@ -65,11 +65,6 @@ def _parsed(payload: bytes) -> dict:
     }
 
 
-def _failed(log: pd.DataFrame, table: str, expectation: str) -> int:
-    rows = log[(log["table"] == table) & (log["expectation"] == expectation)]
-    return int(rows["failed"].sum())
-
-
 @pytest.mark.slow
 def test_bad_payloads_are_kept_raw_dropped_or_flagged_and_counted(stack, spark, tmp_path):
     settings = private_settings(stack, tmp_path / "lake", SYSTEM, "kinesis", shards=1)
@@ -97,7 +92,9 @@ def test_bad_payloads_are_kept_raw_dropped_or_flagged_and_counted(stack, spark, 
     assert raw["json_payload"].str.contains('"firmware": "1.2.0"').sum() == 1
     # Unparseable readings are dropped from silver and counted; the rest are there, the
     # duplicate twice (the original does not deduplicate).
-    assert _failed(log, "iot_sensor_processed", "payload parses") == len(payloads) - len(parsed)
+    assert failed_count(log, "iot_sensor_processed", "payload parses") == len(payloads) - len(
+        parsed
+    )
     assert len(processed) == len(parsed)
     duplicate = readings[0]
     same = processed[
@@ -115,11 +112,11 @@ def test_bad_payloads_are_kept_raw_dropped_or_flagged_and_counted(stack, spark, 
     assert unreadable == 2
     assert processed["temperature_c"].isna().sum() == unreadable
     failing = sum(not p["temperature"] for p in every)
-    assert _failed(log, "iot_sensor_processed", "temperature present") == failing
+    assert failed_count(log, "iot_sensor_processed", "temperature present") == failing
     assert not processed.loc[processed["temperature_c"].isna(), "is_critical"].any()
     # The oversized record is kept in bronze and counted by the size rule.
     oversized = sum(len(data) > MAX_RECORD_BYTES for data in payloads)
-    assert _failed(log, "iot_sensor_raw", "record within 64 KiB") == oversized == 1
+    assert failed_count(log, "iot_sensor_raw", "record within 64 KiB") == oversized == 1
     # The gold trend averages only readable temperatures, per minute.
     readable = processed.dropna(subset=["temperature_c"])
     minute = pd.to_datetime(readable["event_timestamp"], utc=True).dt.floor("min")

@@ -9,7 +9,7 @@ import pytest
 
 from services.producers.aws_iot_producer import SensorConfig, generate_records, send_records
 from spark_jobs.runner import run_once
-from tests.spark_jobs.pipelines import private_settings, read_table
+from tests.support.lake import private_settings, read_table
 
 SYSTEM = "aws-iot"
 

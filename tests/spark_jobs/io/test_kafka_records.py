@@ -26,7 +26,7 @@ from pyspark.sql.types import StringType, StructField, TimestampType
 from iotlake.config import Settings
 from services.embedded import stack as embedded
 from spark_jobs.io.records import RECORD_COLUMNS, kafka_records
-from tests.conftest import settings_env
+from tests.support.settings import settings_env
 
 REPO = Path(__file__).resolve().parents[3]
 QUERY_TIMEOUT_S = 240

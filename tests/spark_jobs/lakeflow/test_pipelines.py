@@ -30,8 +30,8 @@ from spark_jobs.lakeflow.settings import PipelineSettingsError
 from spark_jobs.lakeflow.sql import SqlPipelineError
 from spark_jobs.quality import ExpectationFailed
 from spark_jobs.runner import Flow
-from tests.conftest import settings_for
-from tests.spark_jobs.pipelines import read_table
+from tests.support.lake import read_table
+from tests.support.settings import settings_for
 
 
 def write_folder(folder: Path, files: dict[str, str]) -> Path:

@@ -22,8 +22,8 @@ from services.producers.manufacturing_generator import (
 from spark_jobs.io.storage import landing_uri
 from spark_jobs.lakeflow.loader import Pipeline
 from spark_jobs.runner import load, run_table
-from tests.conftest import settings_for
-from tests.spark_jobs.pipelines import read_table
+from tests.support.lake import read_table
+from tests.support.settings import settings_for
 
 SYSTEM = "manufacturing"
 

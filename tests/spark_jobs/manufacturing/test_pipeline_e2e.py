@@ -1,7 +1,7 @@
 """The manufacturing pipeline end to end on real Spark and Delta, from landed CSV files.
 
 Every table is compared with an independent pandas computation of its definition
-(tests/spark_jobs/manufacturing/expected.py), and a second run after more files land reads
+(tests/support/manufacturing.py), and a second run after more files land reads
 only those files.
 """
 
@@ -25,9 +25,9 @@ from services.producers.manufacturing_generator import (
 )
 from spark_jobs.io.storage import landing_uri
 from spark_jobs.runner import run_once
-from tests.conftest import settings_for
-from tests.spark_jobs.manufacturing import expected
-from tests.spark_jobs.pipelines import read_table
+from tests.support import manufacturing as expected
+from tests.support.lake import read_table
+from tests.support.settings import settings_for
 
 SYSTEM = "manufacturing"
 FIRST = BatchConfig(rows=4_000, devices=16, seed=7)

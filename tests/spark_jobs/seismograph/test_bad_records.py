@@ -16,7 +16,7 @@ import pytest
 from spark_jobs import late_rows
 from spark_jobs.quality import MAX_RECORD_BYTES
 from spark_jobs.runner import Flow, run_once
-from tests.spark_jobs.pipelines import private_settings, read_table
+from tests.support.lake import failed_count, private_settings, read_table
 
 SYSTEM = "seismograph"
 GOOD = {"magnitude": 4, "time": "2023-05-24T18:56:56.800Z", "device": "client-61751e743724"}
@@ -74,11 +74,6 @@ def _put(settings, payloads: list[bytes]) -> None:
         assert answer["FailedRecordCount"] == 0
 
 
-def _failed(log: pd.DataFrame, table: str, expectation: str) -> int:
-    rows = log[(log["table"] == table) & (log["expectation"] == expectation)]
-    return int(rows["failed"].sum())
-
-
 @pytest.mark.slow
 def test_duplicate_unknown_field_wrong_type_and_oversized_records_are_kept_and_counted(
     stack, spark, tmp_path
@@ -118,14 +113,14 @@ def test_duplicate_unknown_field_wrong_type_and_oversized_records_are_kept_and_c
     # A value of the wrong type becomes NULL, counted by the magnitude rule (NULL fails it).
     unreadable = int(sensor["magn"].isna().sum() + (sensor["magn"] < 0).sum())
     assert unreadable == 1
-    assert _failed(log, "sensor", "magnitude is not negative") == unreadable
+    assert failed_count(log, "sensor", "magnitude is not negative") == unreadable
     # An unreadable time is kept in `sensor` and counted.
     assert sensor["time"].isna().sum() == 1
-    assert _failed(log, "sensor", "time is set") == 1
+    assert failed_count(log, "sensor", "time is set") == 1
     # The oversized record is kept in bronze and counted by the size rule.
     oversized = sum(len(data) > MAX_RECORD_BYTES for data in payloads)
     assert oversized == 1
-    assert _failed(log, "raw_stream", "record within 64 KiB") == oversized
+    assert failed_count(log, "raw_stream", "record within 64 KiB") == oversized
 
 
 def run_once_quietly(spark, settings, payloads: list[bytes]) -> list[Flow]:
@@ -161,11 +156,11 @@ def test_events_behind_the_watermark_are_counted_in_the_event_log_and_kept_in_se
     assert (len(late), len(late_windows)) == (5, 3)
 
     log = read_table(settings, SYSTEM, "event_log")
-    dropped = _failed(log, "magn_live", "within watermark")
+    dropped = failed_count(log, "magn_live", "within watermark")
     # Spark counts late rows after its per-partition partial aggregation: at least one per
     # late window, at most one per late event.
     assert len(late_windows) <= dropped <= len(late)
-    assert _failed(log, "magn_heatmap", "within watermark") == 0  # its watermark is an hour
+    assert failed_count(log, "magn_heatmap", "within watermark") == 0  # its watermark is an hour
     # Looking again (as the continuous runner does every second) logs nothing twice.
     live_flow = next(flow for flow in flows if flow.spec.name == "magn_live")
     assert late_rows.record(spark, settings, live_flow.spec, live_flow.query) == 0

@@ -31,8 +31,8 @@ from iotlake.config import Settings
 from services.embedded import stack as embedded
 from services.producers.phone_simulator import FleetConfig, generate_events, send_events
 from spark_jobs.runner import run_once
-from tests.conftest import settings_env, settings_for
-from tests.spark_jobs.pipelines import private_settings, read_table
+from tests.support.lake import private_settings, read_table
+from tests.support.settings import settings_env, settings_for
 
 SYSTEM = "seismograph"
 KILLS = 3

@@ -9,7 +9,7 @@ import pytest
 from expectations.suites import validate
 from services.producers.phone_simulator import FleetConfig, generate_events, send_events
 from spark_jobs.runner import load_system, location, run_once
-from tests.spark_jobs.pipelines import private_settings, read_table
+from tests.support.lake import private_settings, read_table
 
 START_MS = 1_700_000_000_000
 SYSTEM = "seismograph"

@@ -18,8 +18,8 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from expectations.suites import validate
 from services.producers.post_stream import LandingWriter, StreamConfig, batches, generate_posts
 from spark_jobs.runner import load_system, location, run_once
-from tests.conftest import settings_for
-from tests.spark_jobs.pipelines import read_table
+from tests.support.lake import read_table
+from tests.support.settings import settings_for
 
 SYSTEM = "text-sentiment"
 START_MS = 1_653_500_000_000  # May 2022, the DAIS 2022 run of the original

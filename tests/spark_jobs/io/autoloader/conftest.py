@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.spark_jobs.io.autoloader.landing import Landing
+from tests.support.landing import Landing
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.spark_jobs.io.autoloader.landing import rows_of
+from tests.support.landing import rows_of
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00\x01"
 CSV_HINTS = "device_id int, temperature double, timestamp timestamp"

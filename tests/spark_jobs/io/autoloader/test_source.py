@@ -29,7 +29,7 @@ from spark_jobs.io.autoloader import (
 from spark_jobs.io.autoloader.discovery import Landed
 from spark_jobs.io.autoloader.schema import data_columns, output_schema
 from spark_jobs.io.autoloader.source import MIN_PARTITIONS, plan_groups
-from tests.spark_jobs.io.autoloader.landing import BASE_TIME, Batch, Landing, rows_of
+from tests.support.landing import BASE_TIME, Batch, Landing, rows_of
 
 
 def sensor_csv(first_id: int, rows: int = 10) -> str:

@@ -1,4 +1,5 @@
-"""Helpers for end-to-end pipeline tests: a private lake and stream per test, table reads."""
+"""Helpers for end-to-end pipeline tests: a private lake and stream per test, table reads,
+the event log's counts."""
 
 from __future__ import annotations
 
@@ -35,3 +36,9 @@ def read_table(settings: Settings, system: str, table: str) -> pd.DataFrame:
     """A Delta table as pandas, read with delta-rs (independently of Spark)."""
     uri = table_uri(settings, system, table)
     return DeltaTable(uri, storage_options=storage_options(settings, uri) or None).to_pandas()
+
+
+def failed_count(log: pd.DataFrame, table: str, expectation: str) -> int:
+    """How many rows of `table` failed `expectation`, summed over the event log's batches."""
+    rows = log[(log["table"] == table) & (log["expectation"] == expectation)]
+    return int(rows["failed"].sum())
