@@ -30,7 +30,7 @@ from iotlake.bench.demo_backlog import (
     event_time_column,
     plan_tables,
 )
-from iotlake.bench.demo_report import conclude, percentiles, print_table, write_json, write_plot
+from iotlake.bench.demo_report import conclude, percentiles, print_table, write_plot
 from iotlake.bench.processes import (
     BenchError,
     descendants,
@@ -40,6 +40,7 @@ from iotlake.bench.processes import (
     rss_total,
     start_child,
 )
+from iotlake.bench.report import write_files
 from iotlake.config import Settings
 
 Report = Callable[[str], None]
@@ -219,11 +220,8 @@ def run_demo_bench(
         "wall_seconds": round(time.monotonic() - began, 1),
     }
     conclude(results)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    json_path = write_json(results, config.out_dir / f"bench-demo-{stamp}.json")
-    png_path = write_plot(results, config.out_dir / f"bench-demo-{stamp}.png")
     print_table(results, report)
-    report(f"wrote {json_path} and {png_path}")
+    json_path, png_path = write_files(results, config.out_dir / "bench-demo", write_plot, report)
     if not config.keep_state and not config.state_dir:
         shutil.rmtree(state_dir, ignore_errors=True)
     return results, json_path, png_path

@@ -21,12 +21,13 @@ Every figure printed comes from the results dictionary that goes to JSON.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from iotlake.bench.report import machine_row, number
 
 Report = Callable[[str], None]
 SLOPE_SHARE = 0.05
@@ -121,10 +122,6 @@ def expected(restart: str) -> bool:
     return any(mark in restart for mark in SCHEMA_CHANGES)
 
 
-def _number(value: float | None, spec: str = ",.0f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def table_rows(results: dict[str, Any]) -> list[str]:
     """One line per table: rule, inflow, backlog (max, end, slope), bounded, latency."""
     header = (
@@ -139,11 +136,11 @@ def table_rows(results: dict[str, Any]) -> list[str]:
             bounded = {True: "yes", False: "GROWING", None: "-"}[verdict["bounded"]]
             lines.append(
                 f"{system:<14} {name:<20} {table['layer']:<6} {table['rule']:<10} "
-                f"{_number(verdict.get('inflow_rows_per_s'), ',.1f'):>7} "
-                f"{_number(verdict.get('max')):>11} {_number(verdict.get('end')):>7} "
-                f"{_number(verdict.get('second_half_slope_rows_per_s'), ',.2f'):>8} "
-                f"{bounded:>8} {_number(latency['p50'], '.1f'):>6} "
-                f"{_number(latency['p95'], '.1f'):>6} {latency['count']:>5}"
+                f"{number(verdict.get('inflow_rows_per_s'), ',.1f'):>7} "
+                f"{number(verdict.get('max')):>11} {number(verdict.get('end')):>7} "
+                f"{number(verdict.get('second_half_slope_rows_per_s'), ',.2f'):>8} "
+                f"{bounded:>8} {number(latency['p50'], '.1f'):>6} "
+                f"{number(latency['p95'], '.1f'):>6} {latency['count']:>5}"
             )
     return lines
 
@@ -156,7 +153,7 @@ def print_table(results: dict[str, Any], report: Report) -> None:
     report("")
     rss = results["rss"]
     report(
-        f"RSS peak: {rss['peak_total_mb']:,.0f} MB at {_number(rss['peak_at_s'])}s of "
+        f"RSS peak: {rss['peak_total_mb']:,.0f} MB at {number(rss['peak_at_s'])}s of "
         f"{results['times_s'][-1] if results['times_s'] else 0:.0f}s "
         f"(budget {rss['budget_mb']:,.0f} MB: {'within' if rss['within_budget'] else 'OVER'})"
     )
@@ -197,18 +194,7 @@ def print_table(results: dict[str, Any], report: Report) -> None:
         f"verdict: {'keeps up' if verdict['keeps_up'] else 'DOES NOT KEEP UP'} for "
         f"{results['config']['minutes']:g} min" + (f" ({'; '.join(problems)})" if problems else "")
     )
-    machine = results["machine"]
-    report(
-        f"machine: {machine['cpus']} CPUs, load average {machine['load_before']} before, "
-        f"{machine['load_after']} after; demo up in {results['demo_start_s']:.0f}s, "
-        f"{results['wall_seconds']:.0f}s in all"
-    )
-
-
-def write_json(results: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, default=str))
-    return path
+    report(machine_row(results, f"demo up in {results['demo_start_s']:.0f}s, "))
 
 
 def write_plot(results: dict[str, Any], path: Path) -> Path:

@@ -29,7 +29,7 @@ from iotlake.bench.processes import (
     private_settings,
     start_child,
 )
-from iotlake.bench.report import print_table, write_json, write_plot
+from iotlake.bench.report import print_table, write_files, write_plot
 from iotlake.config import Settings
 from services.producers.transport import Target
 
@@ -195,11 +195,8 @@ def run_bench(
         "load_after": [round(value, 2) for value in os.getloadavg()],
     }
     results["wall_seconds"] = round(time.monotonic() - began, 1)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    json_path = write_json(results, config.out_dir / f"bench-{stamp}.json")
-    png_path = write_plot(results, config.out_dir / f"bench-{stamp}.png")
     print_table(results, report)
-    report(f"wrote {json_path} and {png_path}")
+    json_path, png_path = write_files(results, config.out_dir / "bench", write_plot, report)
     if not config.keep_state and not config.state_dir:
         shutil.rmtree(state_dir, ignore_errors=True)
     return results, json_path, png_path

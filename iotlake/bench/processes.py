@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -193,15 +193,7 @@ def rss_by_process(settings: Settings) -> dict[str, float]:
     as `<name>: driver|jvm|python workers`, which the totals do not count twice.
     """
     rows: dict[str, float] = {}
-    for name in recorded_names(settings.run_dir):
-        handle = read_handle(settings.run_dir, name)
-        proc = handle.process() if handle else None
-        if proc is None:
-            continue
-        try:
-            members = [proc, *proc.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
+    for name, members in _recorded_trees(settings):
         # One reading per process, so the parts add up to the whole while workers come and go.
         sizes = [(member, _rss(member)) for member in members]
         rows[name] = round(sum(size for _, size in sizes) / 2**20, 1)
@@ -223,17 +215,21 @@ def rss_total(rows: dict[str, float]) -> float:
 
 def descendants(settings: Settings) -> list[psutil.Process]:
     """Every live process recorded under the run directory, with all its descendants."""
-    found: list[psutil.Process] = []
+    return [member for _, members in _recorded_trees(settings) for member in members]
+
+
+def _recorded_trees(settings: Settings) -> Iterator[tuple[str, list[psutil.Process]]]:
+    """Each live process recorded under the run directory, by name, with its descendants."""
     for name in recorded_names(settings.run_dir):
         handle = read_handle(settings.run_dir, name)
         proc = handle.process() if handle else None
         if proc is None:
             continue
         try:
-            found += [proc, *proc.children(recursive=True)]
+            members = [proc, *proc.children(recursive=True)]
         except psutil.NoSuchProcess:
             continue
-    return found
+        yield name, members
 
 
 def survivors(processes: list[psutil.Process]) -> list[psutil.Process]:

@@ -7,6 +7,7 @@ printed table, the file and the plot always agree.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 Report = Callable[[str], None]
 
 
-def _number(value: float | None, spec: str = ",.0f") -> str:
+def number(value: float | None, spec: str = ",.0f") -> str:
     return "-" if value is None else format(value, spec)
 
 
@@ -32,16 +33,16 @@ def level_rows(results: dict[str, Any]) -> list[str]:
             latency = level["latency_s"]
             lines.append(
                 f"{level['transport']:<8} {level['load']:>4g}x {level['phones']:>6} "
-                f"{level['pack']:>4} {_number(level['offered_events_per_s']):>9} "
-                f"{_number(level['producer_events_per_s']):>10} "
-                f"{_number(level['gold_events_per_s']):>9} "
-                f"{_number(level.get('ratio_to_bare'), '.2f'):>6} "
+                f"{level['pack']:>4} {number(level['offered_events_per_s']):>9} "
+                f"{number(level['producer_events_per_s']):>10} "
+                f"{number(level['gold_events_per_s']):>9} "
+                f"{number(level.get('ratio_to_bare'), '.2f'):>6} "
                 f"{level['lag_records_max']:>8,} {level['lag_seconds_max']:>6.1f} "
                 f"{level['lag_records_slope_per_s']:>8.1f} "
                 f"{'bounded' if level['lag_bounded'] else 'GROWING':>8} "
                 f"{'ok' if level['gold_keeps_up'] else 'BEHIND':>6} "
-                f"{_number(latency['p50'], '.1f'):>6} {_number(latency['p95'], '.1f'):>6} "
-                f"{_number(latency['p99'], '.1f'):>6} "
+                f"{number(latency['p50'], '.1f'):>6} {number(latency['p95'], '.1f'):>6} "
+                f"{number(latency['p99'], '.1f'):>6} "
                 f"{level['probes_in_gold']:>3}/{level['probes_sent']:<3}"
             )
     return lines
@@ -92,6 +93,15 @@ def cold_start_row(cold: dict[str, Any] | None) -> str:
     )
 
 
+def machine_row(results: dict[str, Any], timings: str = "") -> str:
+    """CPUs, load average before and after, then `timings` and the run's wall time."""
+    machine = results["machine"]
+    return (
+        f"machine: {machine['cpus']} CPUs, load average {machine['load_before']} before, "
+        f"{machine['load_after']} after; {timings}{results['wall_seconds']:.0f}s in all"
+    )
+
+
 def print_table(results: dict[str, Any], report: Report) -> None:
     """The whole printed report, with the honest notes about loads not sustained."""
     report("")
@@ -103,11 +113,7 @@ def print_table(results: dict[str, Any], report: Report) -> None:
     for line in rss_rows(results):
         report(line)
     report(cold_start_row(results.get("cold_start")))
-    machine = results["machine"]
-    report(
-        f"machine: {machine['cpus']} CPUs, load average {machine['load_before']} before, "
-        f"{machine['load_after']} after; {results['wall_seconds']:.0f}s in all"
-    )
+    report(machine_row(results))
     for transport in results["transports"]:
         if transport.get("error"):
             report(f"{transport['transport']}: stopped early: {transport['error']}")
@@ -135,6 +141,20 @@ def write_json(results: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str))
     return path
+
+
+def write_files(
+    results: dict[str, Any],
+    prefix: Path,
+    plot: Callable[[dict[str, Any], Path], Path],
+    report: Report,
+) -> tuple[Path, Path]:
+    """`<prefix>-<UTC stamp>.json` and `.png`: the results and their plot; says where."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    json_path = write_json(results, prefix.with_name(f"{prefix.name}-{stamp}.json"))
+    png_path = plot(results, prefix.with_name(f"{prefix.name}-{stamp}.png"))
+    report(f"wrote {json_path} and {png_path}")
+    return json_path, png_path
 
 
 def _rates(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from iotlake.commands.common import fail, settings
+from iotlake.commands.common import KeepState, OutDir, fail, settings
 
 bench = typer.Typer(help="Benchmarks that print figures measured in one run")
 
@@ -34,13 +34,11 @@ def bench_run(
     drain_seconds: Annotated[
         float, typer.Option(help="longest wait for the pipeline to catch up after a level")
     ] = 30.0,
-    out: Annotated[Path, typer.Option(help="where the JSON and PNG go")] = Path("bench-results"),
+    out: OutDir = Path("bench-results"),
     skip_cold_start: Annotated[
         bool, typer.Option("--skip-cold-start", help="do not time `iotlake demo`")
     ] = False,
-    keep_state: Annotated[
-        bool, typer.Option("--keep-state", help="keep the private stack's logs and tables")
-    ] = False,
+    keep_state: KeepState = False,
 ) -> None:
     """Without a subcommand: the seismograph flow at 1x/10x/100x on Kafka and Kinesis
     (throughput, lag, event -> gold latency, RSS), the bare-client ratio and the cold start."""
@@ -84,10 +82,8 @@ def bench_io_command(
 def bench_demo_command(
     minutes: Annotated[float, typer.Option(help="how long to watch the demo")] = 30.0,
     sample_seconds: Annotated[float, typer.Option(help="seconds between samples")] = 10.0,
-    out: Annotated[Path, typer.Option(help="where the JSON and PNG go")] = Path("bench-results"),
-    keep_state: Annotated[
-        bool, typer.Option("--keep-state", help="keep the private stack's logs and tables")
-    ] = False,
+    out: OutDir = Path("bench-results"),
+    keep_state: KeepState = False,
 ) -> None:
     """Everything `iotlake demo` runs, for --minutes on a private stack: backlog per table,
     RSS per process, event -> table latency, and whether the five systems keep up."""

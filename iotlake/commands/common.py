@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
 import typer
@@ -50,6 +51,11 @@ ProgressEvery = Annotated[float, typer.Option(help="seconds between progress lin
 StopTimeout = Annotated[float, typer.Option(help="seconds to flush when stopping")]
 LingerMs = Annotated[float, typer.Option(help="batching delay in ms")]
 RetrySleep = Annotated[float, typer.Option(help="seconds to wait after a failed call")]
+# Options the benchmarks share.
+OutDir = Annotated[Path, typer.Option(help="where the JSON and PNG go")]
+KeepState = Annotated[
+    bool, typer.Option("--keep-state", help="keep the private stack's logs and tables")
+]
 
 
 def checked(build: Callable[[], T]) -> T:

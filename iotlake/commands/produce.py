@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import typer
 
@@ -20,6 +21,11 @@ from iotlake.commands.common import (
     settings,
 )
 from iotlake.config import Settings
+
+if TYPE_CHECKING:
+    from services.producers.pump import StreamOptions
+
+Options = TypeVar("Options", bound="StreamOptions")
 
 produce = typer.Typer(no_args_is_help=True, help="Run a simulated producer.")
 
@@ -48,7 +54,6 @@ def produce_seismograph(
     stop_timeout: StopTimeout = 30.0,
 ) -> None:
     """Simulated phones sending accelerometer events, as the DAIS page did."""
-    from iotlake.preflight import transport_service
     from services.producers import phone_simulator as phones_module
 
     options = checked(
@@ -71,8 +76,7 @@ def produce_seismograph(
             stop_timeout=stop_timeout,
         )
     )
-    require([transport_service(target or settings().seismograph.transport)])
-    run_as_service(lambda current, stop: phones_module.main(current, options, stop))
+    _serve_stream(phones_module.main, options, settings().seismograph.transport)
 
 
 @produce.command("aws-iot")
@@ -95,7 +99,6 @@ def produce_aws_iot(
     stop_timeout: StopTimeout = 30.0,
 ) -> None:
     """The AWS IoT PoC's five devices, one reading per second each."""
-    from iotlake.preflight import transport_service
     from services.producers import aws_iot_producer
 
     options = checked(
@@ -111,8 +114,17 @@ def produce_aws_iot(
             stop_timeout=stop_timeout,
         )
     )
-    require([transport_service(target or settings().aws_iot.transport)])
-    run_as_service(lambda current, stop: aws_iot_producer.main(current, options, stop))
+    _serve_stream(aws_iot_producer.main, options, settings().aws_iot.transport)
+
+
+def _serve_stream(
+    main: Callable[[Settings, Options, threading.Event], int], options: Options, transport: str
+) -> None:
+    """Run a Kinesis/Kafka producer once its target (default: the system's) answers."""
+    from iotlake.preflight import transport_service
+
+    require([transport_service(options.target or transport)])
+    run_as_service(lambda current, stop: main(current, options, stop))
 
 
 @produce.command("arduino")

@@ -17,15 +17,15 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Unpack
 
 from iotlake.config import Settings
-from services.producers.pump import PumpOptions, PumpResult, final_line, pump
-from services.producers.transport import Record, SendStats, Target, make_sender
-from services.runtime import say
+from services.producers import pump
+from services.producers.pump import Hooks, PumpResult, Source, StreamOptions, pump_stream, send_all
+from services.producers.transport import Record, SendStats, Target
 
 STREAM = "iot-sensor-data-stream"
 STATUSES = ("HEALTHY", "WARNING", "CRITICAL")
@@ -149,75 +149,35 @@ class SensorSource:
 
 
 @dataclass(frozen=True)
-class SensorOptions:
+class SensorOptions(StreamOptions):
     """Everything `iotlake produce aws-iot` takes."""
 
     sensors: SensorConfig = SensorConfig()
-    # None: the system's `transport` and `stream` in the settings (what its pipeline reads).
-    target: Target | None = None
-    stream: str | None = None
-    duration: float | None = None
     records: int | None = None
-    progress_every: float = 5.0
     retry_sleep: float = 5.0
-    linger_ms: float = 50.0
-    stop_timeout: float = 30.0
 
 
 def resolved(options: SensorOptions, settings: Settings) -> SensorOptions:
     """Fill the target and stream the command line left open from the settings."""
-    return replace(
-        options,
-        target=options.target or settings.aws_iot.transport,
-        stream=options.stream or settings.aws_iot.stream,
-    )
+    return pump.resolved(options, settings.aws_iot)
 
 
-def run(
-    settings: Settings,
-    options: SensorOptions,
-    *,
-    stop: threading.Event | None = None,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], None] | None = None,
-    report: Callable[[str], None] = say,
-) -> PumpResult:
+def run(settings: Settings, options: SensorOptions, **hooks: Unpack[Hooks]) -> PumpResult:
     """Send readings in real time (or on an injected clock) until told to stop."""
-    stop = stop or threading.Event()
     options = resolved(options, settings)
-    sender = make_sender(
+
+    def start(start_ms: int, destination: str) -> tuple[Source, str]:
+        rate = options.sensors.devices * 1000 / options.sensors.period_ms
+        plan = f"{options.sensors.devices} devices -> {destination}, {rate:g} records/s planned"
+        return SensorSource(SensorFleet(options.sensors, start_ms)), plan
+
+    return pump_stream(
         settings,
-        options.target,
-        options.stream,
-        linger=options.linger_ms / 1000,
-        retry_sleep=options.retry_sleep,
-        report=report,
-        interrupt=stop,
-        clock=clock,
-    )
-    start_ms = round(clock() * 1000)  # the schedule starts once the client is ready
-    fleet = SensorFleet(options.sensors, start_ms)
-    target = "Kinesis stream" if options.target == "kinesis" else "Kafka topic"
-    rate = options.sensors.devices * 1000 / options.sensors.period_ms
-    report(
-        f"{options.sensors.devices} devices -> {target} {options.stream}, "
-        f"{rate:g} records/s planned"
-    )
-    return pump(
-        SensorSource(fleet),
-        sender,
-        PumpOptions(
-            duration=options.duration,
-            limit=options.records,
-            progress_every=options.progress_every,
-            stop_timeout=options.stop_timeout,
-            unit="records",
-        ),
-        stop=stop,
-        clock=clock,
-        sleep=sleep,
-        report=report,
-        started=start_ms / 1000,
+        options,
+        start,
+        limit=options.records,
+        unit="records",
+        **hooks,
     )
 
 
@@ -230,25 +190,14 @@ def send_records(
     timeout: float = 60.0,
 ) -> SendStats:
     """Send already generated readings as fast as the target takes them (for pipeline tests)."""
-    sender = make_sender(
-        settings,
-        target or settings.aws_iot.transport,
-        stream or settings.aws_iot.stream,
-        linger=0.0,
-        retry_sleep=1.0,
-        report=lambda line: None,
-    )
-    sender.send(to_record(reading) for reading in readings)
-    sender.close(timeout)
-    return sender.stats
+    records = (to_record(reading) for reading in readings)
+    return send_all(settings, settings.aws_iot, records, target, stream, timeout)
 
 
 def main(settings: Settings, options: SensorOptions, stop: threading.Event) -> int:
     """Run until the duration, record count or `stop`; 0 when everything generated was sent,
     1 when some stayed unsent."""
-    result = run(settings, options, stop=stop)
-    say(final_line(result, "records"))
-    return 0 if result.stats.unsent == 0 else 1
+    return pump.finish(run(settings, options, stop=stop), "records")
 
 
 if __name__ == "__main__":

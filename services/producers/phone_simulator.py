@@ -23,15 +23,15 @@ import json
 import math
 import random
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Unpack
 
 from iotlake.config import Settings
-from services.producers.pump import PumpOptions, PumpResult, final_line, pump
-from services.producers.transport import Record, SendStats, Target, make_sender
-from services.runtime import say
+from services.producers import pump
+from services.producers.pump import Hooks, PumpResult, Source, StreamOptions, pump_stream, send_all
+from services.producers.transport import Record, SendStats, Target
 
 STREAM = "dais2023"
 MIN_SPACING_MS = 200  # the page sent an event only when more than 200 ms had passed
@@ -278,20 +278,12 @@ class PhoneSource:
 
 
 @dataclass(frozen=True)
-class PhoneOptions:
+class PhoneOptions(StreamOptions):
     """Everything `iotlake produce seismograph` takes."""
 
     fleet: FleetConfig = FleetConfig()
-    # None: the system's `transport` and `stream` in the settings (what its pipeline reads).
-    target: Target | None = None
-    stream: str | None = None
     pack: int = 1
-    duration: float | None = None
     events: int | None = None
-    progress_every: float = 5.0
-    retry_sleep: float = 1.0
-    linger_ms: float = 50.0
-    stop_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if self.pack < 1:
@@ -300,57 +292,28 @@ class PhoneOptions:
 
 def resolved(options: PhoneOptions, settings: Settings) -> PhoneOptions:
     """Fill the target and stream the command line left open from the settings."""
-    return replace(
-        options,
-        target=options.target or settings.seismograph.transport,
-        stream=options.stream or settings.seismograph.stream,
-    )
+    return pump.resolved(options, settings.seismograph)
 
 
-def run(
-    settings: Settings,
-    options: PhoneOptions,
-    *,
-    stop: threading.Event | None = None,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], None] | None = None,
-    report: Callable[[str], None] = say,
-) -> PumpResult:
+def run(settings: Settings, options: PhoneOptions, **hooks: Unpack[Hooks]) -> PumpResult:
     """Send the fleet's events in real time (or on an injected clock) until told to stop."""
-    stop = stop or threading.Event()
     options = resolved(options, settings)
-    sender = make_sender(
+
+    def start(start_ms: int, destination: str) -> tuple[Source, str]:
+        fleet = PhoneFleet(options.fleet, start_ms)
+        plan = (
+            f"{options.fleet.phones} phones ({len(_shaken(fleet))} shaken) -> "
+            f"{destination}, {options.fleet.phones * options.fleet.rate_per_phone:g} "
+            f"events/s planned, pack {options.pack}"
+        )
+        return PhoneSource(fleet, options.pack), plan
+
+    return pump_stream(
         settings,
-        options.target,
-        options.stream,
-        linger=options.linger_ms / 1000,
-        retry_sleep=options.retry_sleep,
-        report=report,
-        interrupt=stop,
-        clock=clock,
-    )
-    start_ms = round(clock() * 1000)  # the schedule starts once the client is ready
-    fleet = PhoneFleet(options.fleet, start_ms)
-    target = "Kinesis stream" if options.target == "kinesis" else "Kafka topic"
-    report(
-        f"{options.fleet.phones} phones ({len(_shaken(fleet))} shaken) -> "
-        f"{target} {options.stream}, {options.fleet.phones * options.fleet.rate_per_phone:g} "
-        f"events/s planned, pack {options.pack}"
-    )
-    return pump(
-        PhoneSource(fleet, options.pack),
-        sender,
-        PumpOptions(
-            duration=options.duration,
-            limit=options.events,
-            progress_every=options.progress_every,
-            stop_timeout=options.stop_timeout,
-        ),
-        stop=stop,
-        clock=clock,
-        sleep=sleep,
-        report=report,
-        started=start_ms / 1000,
+        options,
+        start,
+        limit=options.events,
+        **hooks,
     )
 
 
@@ -368,25 +331,14 @@ def send_events(
     timeout: float = 60.0,
 ) -> SendStats:
     """Send already generated events as fast as the target takes them (for pipeline tests)."""
-    sender = make_sender(
-        settings,
-        target or settings.seismograph.transport,
-        stream or settings.seismograph.stream,
-        linger=0.0,
-        retry_sleep=1.0,
-        report=lambda line: None,
-    )
-    sender.send(records_for(events, pack))
-    sender.close(timeout)
-    return sender.stats
+    records = records_for(events, pack)
+    return send_all(settings, settings.seismograph, records, target, stream, timeout)
 
 
 def main(settings: Settings, options: PhoneOptions, stop: threading.Event) -> int:
     """Run until the duration, event count or `stop`; 0 when everything generated was sent,
     1 when some stayed unsent."""
-    result = run(settings, options, stop=stop)
-    say(final_line(result))
-    return 0 if result.stats.unsent == 0 else 1
+    return pump.finish(run(settings, options, stop=stop))
 
 
 if __name__ == "__main__":

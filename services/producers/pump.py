@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Protocol, TypedDict, TypeVar, Unpack
 
-from services.producers.transport import Record, Report, Sender, SendStats
+from iotlake.config import Settings
+from services.producers.transport import Record, Report, Sender, SendStats, Target, make_sender
 from services.runtime import say
 
 
@@ -47,6 +48,51 @@ class PumpOptions:
     # The loop wakes at most this often: events keep their scheduled times, and grouping a
     # tick's events keeps calls (and the broker's per-request work) few.
     tick: float = 0.02
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """What a producer sending to a Kinesis stream or Kafka topic takes besides its fleet."""
+
+    # None: the system's `transport` and `stream` in the settings (what its pipeline reads).
+    target: Target | None = None
+    stream: str | None = None
+    duration: float | None = None
+    progress_every: float = 5.0
+    retry_sleep: float = 1.0
+    linger_ms: float = 50.0
+    stop_timeout: float = 30.0
+
+
+class Destination(Protocol):
+    """A system's settings section: where its pipeline reads."""
+
+    @property
+    def transport(self) -> Target: ...
+
+    @property
+    def stream(self) -> str: ...
+
+
+Options = TypeVar("Options", bound=StreamOptions)
+
+
+def resolved(options: Options, section: Destination) -> Options:
+    """Fill the target and stream the command line left open from the system's settings."""
+    return replace(
+        options,
+        target=options.target or section.transport,
+        stream=options.stream or section.stream,
+    )
+
+
+class Hooks(TypedDict, total=False):
+    """What a test injects into a producer's run: a stop event, a clock, a sleep, a report."""
+
+    stop: threading.Event | None
+    clock: Callable[[], float]
+    sleep: Callable[[float], None] | None
+    report: Report
 
 
 @dataclass
@@ -108,6 +154,83 @@ def pump(
     sender.close(options.stop_timeout)
     elapsed = clock() - started
     return PumpResult(sender.stats, generated, elapsed, stopped_by_signal=stop.is_set())
+
+
+def pump_stream(
+    settings: Settings,
+    options: StreamOptions,
+    start: Callable[[int, str], tuple[Source, str]],
+    *,
+    limit: int | None,
+    unit: str = "events",
+    **hooks: Unpack[Hooks],
+) -> PumpResult:
+    """Open the sender to the (resolved) target, then pump the source `start` makes.
+
+    `start(start_ms, destination)` gives the source whose schedule begins at `start_ms` and
+    the plan line to report; the schedule starts once the client is ready.
+    """
+    stop = hooks.get("stop") or threading.Event()
+    clock, report = hooks.get("clock", time.time), hooks.get("report", say)
+    sender = make_sender(
+        settings,
+        options.target,
+        options.stream,
+        linger=options.linger_ms / 1000,
+        retry_sleep=options.retry_sleep,
+        report=report,
+        interrupt=stop,
+        clock=clock,
+    )
+    start_ms = round(clock() * 1000)
+    target = "Kinesis stream" if options.target == "kinesis" else "Kafka topic"
+    source, plan = start(start_ms, f"{target} {options.stream}")
+    report(plan)
+    return pump(
+        source,
+        sender,
+        PumpOptions(
+            duration=options.duration,
+            limit=limit,
+            progress_every=options.progress_every,
+            stop_timeout=options.stop_timeout,
+            unit=unit,
+        ),
+        stop=stop,
+        clock=clock,
+        sleep=hooks.get("sleep"),
+        report=report,
+        started=start_ms / 1000,
+    )
+
+
+def send_all(
+    settings: Settings,
+    section: Destination,
+    records: Iterable[Record],
+    target: Target | None,
+    stream: str | None,
+    timeout: float,
+) -> SendStats:
+    """Send records as fast as the target takes them (for pipeline tests); the target and
+    stream default to the system's in the settings."""
+    sender = make_sender(
+        settings,
+        target or section.transport,
+        stream or section.stream,
+        linger=0.0,
+        retry_sleep=1.0,
+        report=lambda line: None,
+    )
+    sender.send(records)
+    sender.close(timeout)
+    return sender.stats
+
+
+def finish(result: PumpResult, unit: str = "events") -> int:
+    """Print the final line; 0 when everything generated was sent, 1 when some stayed unsent."""
+    say(final_line(result, unit))
+    return 0 if result.stats.unsent == 0 else 1
 
 
 def _pause(source: Source, sender: Sender, now: float, end: float | None) -> float:
