@@ -82,7 +82,10 @@ def test_phone_page_sends_motion_magnitudes_through_kinesis_to_bronze(
         finally:
             driver.quit()
 
-    events = [json.loads(record["Data"]) for record in records]
+    # Delivery is at least once: a batch the page posts again after a slow answer is stored
+    # twice, byte for byte. The page's cadence and its count are checked on distinct events.
+    stored = [record["Data"] for record in records]
+    events = [json.loads(data) for data in dict.fromkeys(stored)]
     magnitudes = [e["magnitude"] for e in events]
     times = [datetime.fromisoformat(e["time"].replace("Z", "+00:00")) for e in events]
     gaps_ms = [
@@ -111,4 +114,5 @@ def test_phone_page_sends_motion_magnitudes_through_kinesis_to_bronze(
     sensor = read_table(lake, "seismograph", "sensor")
     from_phone = raw[raw["partitionKey"] == f"partition-{device}"]
     assert sorted(from_phone["data"]) == sorted(record["Data"].decode() for record in records)
-    assert sorted(sensor[sensor["device"] == device]["magn"]) == sorted(magnitudes)
+    stored_magnitudes = [json.loads(data)["magnitude"] for data in stored]
+    assert sorted(sensor[sensor["device"] == device]["magn"]) == sorted(stored_magnitudes)
