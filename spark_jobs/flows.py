@@ -8,10 +8,10 @@ Lakeflow decides both unasked, and so does iotlake:
 - a streaming table whose only upstream is another streaming table computed in the same
   micro-batch, and which asks for no `spark_conf` of its own, is computed there too, from
   the rows just written, when its plan keeps no state (rows appended) or is a grouped
-  aggregate of `max`, `min`, `sum` and `count` only (the batch's partial aggregate merged
-  into the table: greatest, least, sum). Such a table needs no query of its own: no state
-  store, no second read of its upstream's Delta log, and an event reaches it in the same
-  micro-batch as it reaches bronze.
+  aggregate of `max`, `min`, `sum` and `count` only, without a drop rule (the batch's
+  partial aggregate merged into the table: greatest, least, sum). Such a table needs no
+  query of its own: no state store, no second read of its upstream's Delta log, and an
+  event reaches it in the same micro-batch as it reaches bronze.
 
 What is not chained keeps its own streaming query; an `avg` or a `stddev` keeps its state in
 Spark's state store, as on Databricks.
@@ -143,9 +143,16 @@ def plan_chain(pipeline: Pipeline, root: TableSpec, frame: DataFrame) -> tuple[L
                 links.append(Link(child, parent, WriteMode("append"), rows.schema))
                 frames[child.target] = rows
                 pending.append(child.target)
-            elif (merge := partial_merge(rows)) is not None:
+            elif not _drops(child) and (merge := partial_merge(rows)) is not None:
                 links.append(Link(child, parent, merge, rows.schema))
     return tuple(links)
+
+
+def _drops(spec: TableSpec) -> bool:
+    """Whether a drop rule may remove rows: a dropped partial aggregate would lose its batch's
+    share of the group for good (a query of its own drops a group's value only until its
+    next update), so such an aggregate keeps its own query."""
+    return any(expectation.action == "drop" for expectation in spec.expectations)
 
 
 def _readers(pipeline: Pipeline, table: str) -> list[TableSpec]:

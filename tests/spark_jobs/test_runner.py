@@ -187,7 +187,8 @@ def test_a_stateless_table_is_written_inside_its_upstreams_batches(spark, tmp_pa
 def test_max_min_sum_count_aggregates_fold_each_batch_into_their_table(spark, tmp_path):
     """`per_device` (max, min, sum, count over `clean`) rides in `raw`'s batches: each batch's
     partial aggregate is merged into the table, so two runs over two waves hold the totals of
-    both. `mean_by_device` (avg) cannot be folded that way and keeps its own query."""
+    both. `mean_by_device` (avg) cannot be folded that way, nor `warm_devices` (a drop rule
+    would lose a batch's share of a group): they keep their own queries."""
     settings = settings_for(tmp_path)
     source = tmp_path / "readings"
     first = [("a", 20.0), ("b", 5.0), ("a", 23.5)]
@@ -229,6 +230,13 @@ def test_max_min_sum_count_aggregates_fold_each_batch_into_their_table(spark, tm
         def mean_by_device():
             mean = F.avg("temperature").alias("mean")
             return dlt.read_stream("clean").groupBy("device_id").agg(mean)
+
+
+        @dlt.table
+        @dlt.expect_or_drop("warm", "highest > 0")
+        def warm_devices():
+            highest = F.max("temperature").alias("highest")
+            return dlt.read_stream("clean").groupBy("device_id").agg(highest)
         """,
     )
 
@@ -236,7 +244,7 @@ def test_max_min_sum_count_aggregates_fold_each_batch_into_their_table(spark, tm
         readings(source, wave)
         flows = runner.run_once(spark, settings, load(settings, spark, folder))
 
-    assert [flow.spec.name for flow in flows] == ["raw", "mean_by_device"]
+    assert [flow.spec.name for flow in flows] == ["raw", "mean_by_device", "warm_devices"]
     assert [child.name for child in flows[0].chained] == ["clean", "per_device"]
     everything = pd.DataFrame(first + second, columns=["device_id", "temperature"])
     want = everything.groupby("device_id")["temperature"].agg(["max", "min", "sum", "count"])
