@@ -3,12 +3,8 @@ another flow's micro-batches (`flows.plan_chain`).
 
 A pipeline (`lakeflow.loader`) is loaded and its graph resolved first; each query then runs
 its flow's function, which reads a source or an upstream table by name through Delta Lake's
-streaming source, and in each micro-batch writes the rows its expectations keep with Delta
-Lake for Spark, exactly once: appends and overwrites as idempotent writes (`txnAppId` = the
-table's writer id, `txnVersion` = the batch id), aggregates as a MERGE on their keys under
-the same transaction ids. The expectations are counted in the same pass as the write
-(`quality.check`); the counts of every table a micro-batch wrote go to the system's
-`event_log` in one commit. A materialized view is recomputed whole from the current
+streaming source, and writes each micro-batch with Delta Lake for Spark, exactly once
+(`batches`). A materialized view is recomputed whole from the current
 snapshots of its upstream tables and overwrites its table; `run_continuous` refreshes it
 when an upstream table has changed, at most every `pipelines.refresh_seconds`.
 
@@ -22,25 +18,24 @@ them.
 from __future__ import annotations
 
 import contextlib
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from iotlake.config import Settings
 from spark_jobs import JavaObject, catalog, event_log, late_rows
-from spark_jobs.flows import Link, OutputMode, WriteMode, plan_chain, write_mode
+from spark_jobs.batches import batch_writer, write_batch
+from spark_jobs.flows import Link, plan_chain, write_mode
 from spark_jobs.io.autoloader import SchemaEvolutionError
 from spark_jobs.io.storage import is_local, local_path
 from spark_jobs.lakeflow.api import TableSpec
 from spark_jobs.lakeflow.loader import Pipeline, declared_or, load_pipeline
-from spark_jobs.quality import BatchQuality, ExpectationFailed, check, failure_message
+from spark_jobs.quality import ExpectationFailed, check, failure_message
 
 PIPELINES_ROOT = Path(__file__).resolve().parent
 # Restarts allowed per table and run: a query that keeps stopping has a real problem.
@@ -136,169 +131,6 @@ def checkpoint(settings: Settings, spec: TableSpec) -> str:
     return str((root / folder).resolve())
 
 
-def checkpoint_query_id(checkpoint_location: str) -> str | None:
-    """The streaming query id Spark keeps in `<checkpoint>/metadata`, if it is there: the
-    flow's writer id for Delta's idempotent writes, stable across restarts."""
-    location = checkpoint_location.removeprefix("file://").removeprefix("file:")
-    try:
-        query_id: str = json.loads((Path(location) / "metadata").read_text().splitlines()[0])["id"]
-        return query_id
-    except (FileNotFoundError, IndexError, KeyError, json.JSONDecodeError):
-        return None
-
-
-def write_batch(
-    rows: DataFrame,
-    uri: str,
-    app_id: str,
-    batch_id: int,
-    mode: OutputMode = "append",
-    keys: tuple[str, ...] = (),
-    replace_schema: bool = False,
-    combine: tuple[tuple[str, str], ...] = (),
-) -> None:
-    """Write one batch as Delta transaction `batch_id` of writer `app_id`: appended, merged
-    on `keys` (an aggregate's groups; `combine` folds partial aggregates into the table's
-    values), or replacing the table (`complete`)."""
-    if mode == "update" and keys:
-        _merge(rows, keys, uri, app_id, batch_id, combine)
-        return
-    writer = (
-        rows.write.format("delta")
-        .mode("append" if mode == "append" else "overwrite")
-        .option("txnAppId", app_id)
-        .option("txnVersion", batch_id)
-    )
-    if replace_schema:
-        writer = writer.option("overwriteSchema", "true")
-    writer.save(uri)
-
-
-def _merge(
-    rows: DataFrame,
-    keys: tuple[str, ...],
-    uri: str,
-    app_id: str,
-    batch_id: int,
-    combine: tuple[tuple[str, str], ...] = (),
-) -> None:
-    """Upsert aggregate rows on `keys` (null-safe: a group whose key is null stays one row).
-
-    The rows are materialized first: that one pass runs the batch's plan (and its expectation
-    counts) once, however often MERGE reads its source.
-    """
-    from delta.tables import DeltaTable
-
-    source = rows.localCheckpoint(eager=True)
-    condition = " AND ".join(f"target.`{key}` <=> source.`{key}`" for key in keys)
-    session = rows.sparkSession
-    # MERGE takes Delta's idempotent-write ids from the session (this query's own clone).
-    session.conf.set("spark.databricks.delta.write.txnAppId", app_id)
-    session.conf.set("spark.databricks.delta.write.txnVersion", str(batch_id))
-    try:
-        merge = (
-            DeltaTable.forPath(session, uri)
-            .alias("target")
-            .merge(source.alias("source"), condition)
-        )
-        matched = (
-            merge.whenMatchedUpdate(set=dict(combine)) if combine else merge.whenMatchedUpdateAll()
-        )
-        matched.whenNotMatchedInsertAll().execute()
-    finally:
-        session.conf.unset("spark.databricks.delta.write.txnAppId")
-        session.conf.unset("spark.databricks.delta.write.txnVersion")
-
-
-def _batch_writer(
-    settings: Settings,
-    pipeline: Pipeline,
-    spec: TableSpec,
-    write: WriteMode,
-    checkpoint_location: str,
-    report: Callable[[str], None],
-    links: tuple[Link, ...] = (),
-) -> Callable[[DataFrame, int], None]:
-    """The foreachBatch function: the table's batch, then each chained table's from the rows
-    its upstream kept, each checked and written exactly once; one event-log commit for all."""
-    uri = location(settings, spec)
-
-    def process(batch: DataFrame, batch_id: int) -> None:
-        query_id = checkpoint_query_id(checkpoint_location)
-        app_id = f"{spec.system}.{spec.name}@{query_id}"
-        if links:
-            batch = batch.persist()  # read once from the source, written several times
-        try:
-            kept, logged = _write_once(settings, spec, write, batch, uri, query_id, batch_id)
-            rows, log = {spec.target: kept}, [logged]
-            for link in links:
-                frame = pipeline.call(link.spec, rows={link.upstream: rows[link.upstream]})
-                child_uri = location(settings, link.spec)
-                rows[link.spec.target], logged = _write_once(
-                    settings, link.spec, link.write, frame, child_uri, query_id, batch_id
-                )
-                log.append(logged)
-            event_log.record_batch(batch.sparkSession, settings, app_id, batch_id, log)
-        finally:
-            if links:
-                batch.unpersist()
-        for table, quality, seconds in log:
-            if quality.rows_in:
-                dropped = f" ({quality.rows_dropped} dropped)" if quality.rows_dropped else ""
-                report(
-                    f"{table.system}.{table.name} batch {batch_id}: {quality.rows_in} in, "
-                    f"{quality.rows_out} out{dropped} in {seconds:.1f}s"
-                )
-
-    return process
-
-
-# The last batch each writer committed in this process: a batch is replayed only when its
-# query starts again, so the Delta log is read once per writer, not at every batch.
-_COMMITTED: dict[str, int] = {}
-_COMMITTED_LOCK = threading.Lock()
-
-
-def _write_once(
-    settings: Settings,
-    spec: TableSpec,
-    write: WriteMode,
-    batch: DataFrame,
-    uri: str,
-    query_id: str | None,
-    batch_id: int,
-) -> tuple[DataFrame, tuple[TableSpec, BatchQuality, float]]:
-    """Check and write one batch of one table as Delta transaction `batch_id` of the writer
-    `<table>@<query id>`; returns the rows its expectations kept and what to log."""
-    began = time.monotonic()
-    name = f"{spec.system}.{spec.name}"
-    app_id = f"{name}@{query_id}"
-    with _COMMITTED_LOCK:
-        committed = _COMMITTED.get(app_id)
-    if committed is None:
-        committed = catalog.committed_batch(batch.sparkSession, uri, app_id)
-    checked = check(batch, spec.expectations, name)
-    if committed is not None and committed >= batch_id:
-        # Written before a crash, perhaps not logged: Spark replays the batch. Its plan
-        # runs to the end unwritten, which counts the expectations for the event log
-        # (itself written once per batch) and commits a stateful query's state.
-        checked.kept.write.format("noop").mode("overwrite").save()
-        with _COMMITTED_LOCK:
-            _COMMITTED[app_id] = committed
-    else:
-        try:
-            write_batch(
-                checked.kept, uri, app_id, batch_id, write.mode, write.keys, combine=write.combine
-            )
-        except BaseException:
-            with _COMMITTED_LOCK:  # it may have committed: read the Delta log next time
-                _COMMITTED.pop(app_id, None)
-            raise
-        with _COMMITTED_LOCK:
-            _COMMITTED[app_id] = batch_id
-    return checked.kept, (spec, checked.quality(), time.monotonic() - began)
-
-
 @contextlib.contextmanager
 def _spark_conf(spark: SparkSession, conf: Mapping[str, str]) -> Iterator[None]:
     """A flow's `spark_conf` while its query starts (the query keeps its own copy)."""
@@ -334,7 +166,7 @@ def start_flow(
         declared = None if link.spec.schema is not None else link.schema
         catalog.ensure_table(spark, settings, link.spec, declared)
     checkpoint_location = checkpoint(settings, spec)
-    process = _batch_writer(settings, pipeline, spec, write, checkpoint_location, report, links)
+    process = batch_writer(settings, pipeline, spec, write, checkpoint_location, report, links)
     writer = (
         frame.writeStream.foreachBatch(process)
         .outputMode(write.mode)

@@ -10,8 +10,8 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from spark_jobs import catalog
+from spark_jobs.batches import write_batch
 from spark_jobs.lakeflow.api import TableSpec
-from spark_jobs.runner import write_batch
 from tests.support.settings import settings_for
 
 
