@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import charts, queries
+from dashboards import queries
+from dashboards.charts import arduino as charts
 from dashboards.views import common
 
 SYSTEM = queries.ARDUINO
@@ -14,11 +15,10 @@ DISTANCE_MINUTES = 10
 
 def trends() -> None:
     """The newest minute's readings as counters, then the two line charts side by side."""
-    settings = common.settings()
-    rows = common.read(lambda: queries.temp_hum(settings, TREND_MINUTES), SYSTEM, "temp_hum")
+    rows = common.read(SYSTEM, "temp_hum", queries.temp_hum, TREND_MINUTES)
     if rows is None:
         return
-    newest = rows.sort_values("minute").iloc[-1]
+    newest = rows.iloc[-1]  # rows come oldest first
     left, right = st.columns(2)
     with left:
         st.metric("Temperature, newest minute", f"{float(newest['temperature']):.1f} °C")
@@ -30,21 +30,16 @@ def trends() -> None:
 
 def distance() -> None:
     """The SR04's last ten minutes of readings."""
-    settings = common.settings()
-    rows = common.read(
-        lambda: queries.distance_readings(settings, DISTANCE_MINUTES), SYSTEM, "distance"
-    )
+    rows = common.read(SYSTEM, "distance", queries.distance_readings, DISTANCE_MINUTES)
     if rows is None:
         return
-    newest = rows.sort_values("timestamp").iloc[-1]
-    st.metric("Distance, newest reading", f"{float(newest['distance']):.0f} cm")
+    st.metric("Distance, newest reading", f"{float(rows['distance'].iloc[-1]):.0f} cm")
     common.chart(charts.distance_line(rows), key="arduino-distance")
 
 
 def detections() -> None:
     """How many movements the PIR sensor has detected."""
-    settings = common.settings()
-    rows = common.read(lambda: queries.pir_detections(settings), SYSTEM, "pir_stream_test")
+    rows = common.read(SYSTEM, "pir_stream_test", queries.pir_detections)
     if rows is None:
         return
     st.metric("PIR detections", f"{int(rows['detections'].iloc[0]):,}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import charts, queries
+from dashboards import queries
+from dashboards.charts import aws_iot as charts
 from dashboards.views import common
 
 SYSTEM = queries.AWS_IOT
@@ -14,13 +15,10 @@ CRITICAL_HOURS = 24  # query_for_anomaly_bar_chart: the last 24 hours
 
 def trend() -> None:
     """The newest minute's fleet average as a counter, then the hour's trend line."""
-    settings = common.settings()
-    rows = common.read(
-        lambda: queries.temperature_trend(settings, TREND_MINUTES), SYSTEM, "temperature_trend"
-    )
+    rows = common.read(SYSTEM, "temperature_trend", queries.temperature_trend, TREND_MINUTES)
     if rows is None:
         return
-    newest = rows.sort_values("time_window").iloc[-1]
+    newest = rows.iloc[-1]  # rows come oldest first
     st.metric(
         "Fleet temperature, newest minute",
         f"{float(newest['average_fleet_temp']):.2f} °C",
@@ -31,18 +29,15 @@ def trend() -> None:
 
 def anomalies() -> None:
     """The number of critical readings in 24 hours, then the per-device bar chart."""
-    settings = common.settings()
-    rows = common.read(
-        lambda: queries.critical_by_device(settings, CRITICAL_HOURS), SYSTEM, "critical_by_device"
-    )
+    rows = common.read(SYSTEM, "critical_by_device", queries.critical_by_device, CRITICAL_HOURS)
     if rows is None:
         return
+    threshold = common.settings().aws_iot.critical_temperature_c
     st.metric(
         "Critical readings, 24 h",
         f"{int(rows['critical_count'].sum()):,}",
-        help=f"Readings above {settings.aws_iot.critical_temperature_c:g} °C, {len(rows)} devices",
+        help=f"Readings above {threshold:g} °C, {len(rows)} devices",
     )
-    threshold = settings.aws_iot.critical_temperature_c
     common.chart(charts.critical_bar(rows, threshold), key="aws-iot-critical")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Concatenate, ParamSpec
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -16,6 +17,7 @@ DEFAULT_REFRESH_SECONDS = 5
 # No plotly toolbar: it covers the titles of half-width charts; drag still zooms or rotates
 # and a double click resets.
 PLOTLY_CONFIG = {"displayModeBar": False}
+P = ParamSpec("P")
 
 
 @st.cache_resource(show_spinner=False)
@@ -62,14 +64,21 @@ def empty_state(system: str, table: str) -> None:
         st.info(f"No data yet in `{table}` — start the pipeline with `iotlake run {system}`")
 
 
-def read(reader: Callable[[], pd.DataFrame], system: str, table: str) -> pd.DataFrame | None:
-    """The rows a query returns, or None once the user has been told why there are none.
+def read(
+    system: str,
+    table: str,
+    query: Callable[Concatenate[Settings, P], pd.DataFrame],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> pd.DataFrame | None:
+    """The rows `query` (one of `dashboards.queries`, reading `system`'s `table`) returns with
+    this dashboard's settings, or None once the user has been told why there are none.
 
     An unreachable store or an unreadable table is reported on the page in one line, so one
     broken table does not hide the charts of the others.
     """
     try:
-        frame = reader()
+        frame = query(settings(), *args, **kwargs)
     except (DeltaError, OSError) as error:
         st.error(f"Cannot read `{system}/{table}`: {error}")
         return None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboards import charts, queries
+from dashboards import queries
+from dashboards.charts import data_quality as charts
 from dashboards.views import common
 
 TABLE = "event_log"
@@ -46,7 +47,7 @@ def latest(batches: pd.DataFrame) -> None:
 def report(system: str) -> None:
     """Everything the event log of `system` says, or its empty state."""
     settings = common.settings()
-    batches = common.read(lambda: queries.latest_batches(settings, system), system, TABLE)
+    batches = common.read(system, TABLE, queries.latest_batches, system)
     if batches is None:
         return
     results = queries.expectation_results(settings, system)

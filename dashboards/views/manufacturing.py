@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import charts, queries
+from dashboards import queries
+from dashboards.charts import manufacturing as charts
 from dashboards.views import common
 from iotlake.alerts import defects_detected, evaluate
 
@@ -57,10 +58,7 @@ def alert() -> None:
 
 def counters(devices: list[int] | None) -> None:
     """Defects Flagged and Non Defects: inspections per outcome, summed over devices."""
-    settings = common.settings()
-    counts = common.read(
-        lambda: queries.defect_counts(settings, devices), SYSTEM, "inspection_bronze"
-    )
+    counts = common.read(SYSTEM, "inspection_bronze", queries.defect_counts, devices)
     if counts is None:
         return
     left, right = st.columns(2)
@@ -69,29 +67,22 @@ def counters(devices: list[int] | None) -> None:
 
 
 def inspections(devices: list[int] | None) -> None:
-    settings = common.settings()
-    daily = common.read(
-        lambda: queries.inspections_by_day(settings, devices), SYSTEM, "inspection_bronze"
-    )
+    """Inspections with and without a defect, week by week."""
+    daily = common.read(SYSTEM, "inspection_bronze", queries.inspections_by_day, devices)
     if daily is not None:
         common.chart(charts.inspections_by_week(daily), key="manufacturing-weekly")
 
 
 def factory_rates(devices: list[int] | None) -> None:
-    settings = common.settings()
-    rates = common.read(
-        lambda: queries.factory_defect_rates(settings, devices), SYSTEM, "inspection_gold"
-    )
+    """The % of inspections with a defect per factory and device (gold)."""
+    rates = common.read(SYSTEM, "inspection_gold", queries.factory_defect_rates, devices)
     if rates is not None:
         common.chart(charts.factory_defect_rate(rates), key="manufacturing-factories")
 
 
 def features(devices: list[int] | None) -> None:
     """The density and temperature scatters of the inspected readings (silver)."""
-    settings = common.settings()
-    daily = common.read(
-        lambda: queries.sensor_features_by_day(settings, devices), SYSTEM, "inspection_silver"
-    )
+    daily = common.read(SYSTEM, "inspection_silver", queries.sensor_features_by_day, devices)
     if daily is None:
         return
     common.chart(charts.feature_scatter(daily, "density", "Density"), key="manufacturing-density")

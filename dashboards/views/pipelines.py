@@ -15,7 +15,8 @@ import pandas as pd
 import streamlit as st
 from deltalake.exceptions import DeltaError
 
-from dashboards import charts, pipeline_queries, queries
+from dashboards import pipeline_queries, queries
+from dashboards.charts import pipelines as charts
 from dashboards.views import common
 
 TABLE = "event_log"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboards import charts, queries
+from dashboards import queries
+from dashboards.charts import seismograph as charts
 from dashboards.views import common
 
 SYSTEM = queries.SEISMOGRAPH
@@ -13,8 +14,7 @@ SYSTEM = queries.SEISMOGRAPH
 
 def counters() -> None:
     """The "Global Statistics" counters: events, max, avg and stddev of the magnitude."""
-    settings = common.settings()
-    stat = common.read(lambda: queries.global_stat(settings), SYSTEM, "global_stat")
+    stat = common.read(SYSTEM, "global_stat", queries.global_stat)
     if stat is None:
         return
     for column, (label, value) in zip(
@@ -25,18 +25,14 @@ def counters() -> None:
 
 def histogram() -> None:
     """M-Histo: max magnitude per client."""
-    settings = common.settings()
-    by_device = common.read(
-        lambda: queries.max_magn_by_device(settings), SYSTEM, "max_magn_by_device"
-    )
+    by_device = common.read(SYSTEM, "max_magn_by_device", queries.max_magn_by_device)
     if by_device is not None:
         common.chart(charts.max_magn_histogram(by_device), key="seismograph-histogram")
 
 
 def live_average(windows: int) -> None:
     """M-Magn SSS: the averaged magnitude of the newest 1-second windows."""
-    settings = common.settings()
-    live = common.read(lambda: queries.magn_live(settings, windows), SYSTEM, "magn_live")
+    live = common.read(SYSTEM, "magn_live", queries.magn_live, windows)
     if live is not None:
         common.chart(charts.live_avg_magn(live, windows), key="seismograph-live")
 
@@ -52,7 +48,7 @@ def heatmap_and_3d(heat_bins: int, bins_3d: int) -> None:
     seconds_3d = settings.seismograph.plot3d_bin_seconds
     span_3d = bins_3d * seconds_3d
     span = max(heat_bins * heat_seconds, span_3d)
-    cells = common.read(lambda: queries.magn_heatmap(settings, span), SYSTEM, "magn_heatmap")
+    cells = common.read(SYSTEM, "magn_heatmap", queries.magn_heatmap, span)
     if cells is None:
         return
     common.chart(charts.magn_heatmap(cells, heat_bins, heat_seconds), key="seismograph-heatmap")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import charts, queries
+from dashboards import queries
+from dashboards.charts import text_sentiment as charts
 from dashboards.views import common
 
 SYSTEM = queries.TEXT_SENTIMENT
@@ -16,15 +17,14 @@ SYSTEM = queries.TEXT_SENTIMENT
 
 def labels_and_languages() -> None:
     """The pie chart of labels beside the languages chart."""
-    settings = common.settings()
     left, right = st.columns(2)
     with left:
-        counts = common.read(lambda: queries.label_counts(settings), SYSTEM, "sentiment")
+        counts = common.read(SYSTEM, "sentiment", queries.label_counts)
         if counts is not None:
             st.metric("Posts scored", f"{int(counts['posts'].sum()):,}")
             common.chart(charts.label_pie(counts), key="text-sentiment-labels")
     with right:
-        languages = common.read(lambda: queries.languages(settings), SYSTEM, "languages")
+        languages = common.read(SYSTEM, "languages", queries.languages)
         if languages is not None:
             st.metric("Posts ingested", f"{int(languages['count'].sum()):,}")
             common.chart(charts.languages_bar(languages), key="text-sentiment-languages")
@@ -33,11 +33,7 @@ def labels_and_languages() -> None:
 def cloud() -> None:
     """The word cloud of the top positive posts (the original's 100 posts, 100 words)."""
     config = common.settings().text_sentiment
-    texts = common.read(
-        lambda: queries.positive_texts(common.settings(), config.wordcloud_posts),
-        SYSTEM,
-        "sentiment",
-    )
+    texts = common.read(SYSTEM, "sentiment", queries.positive_texts, config.wordcloud_posts)
     if texts is None:
         return
     st.subheader(f"Word cloud of the top {len(texts)} positive posts")
@@ -51,7 +47,7 @@ def cloud() -> None:
 
 def ranked(label: str, title: str) -> None:
     """One ranked list of posts: rank, text and score."""
-    rows = common.read(lambda: queries.top_posts(common.settings(), label), SYSTEM, "top_posts")
+    rows = common.read(SYSTEM, "top_posts", queries.top_posts, label)
     if rows is None:
         return
     st.subheader(title)
@@ -66,7 +62,7 @@ def checks() -> None:
     """The sentiment notebook's SQL checks on silver: its languages and posts with `geo`."""
     settings = common.settings()
     with st.expander("Checks on silver (the notebook's SQL)"):
-        languages = common.read(lambda: queries.silver_languages(settings), SYSTEM, "silver")
+        languages = common.read(SYSTEM, "silver", queries.silver_languages)
         if languages is not None:
             shown = ", ".join(f"{row.lang}: {row.count:,}" for row in languages.itertuples())
             st.markdown(f"Languages in `silver`: {shown}")

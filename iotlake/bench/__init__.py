@@ -6,7 +6,7 @@ the broker -> Delta paths alone.
 """
 
 from iotlake.bench.harness import BenchConfig, run_bench
-from iotlake.bench.load import Timing
+from iotlake.bench.load_level import Timing
 from iotlake.bench.processes import BenchError
 
 __all__ = ["BenchConfig", "BenchError", "Timing", "run_bench"]

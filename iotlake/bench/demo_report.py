@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from iotlake.bench.report import machine_row, number
+from iotlake.bench.report import machine_row, number, write_png
 
 Report = Callable[[str], None]
 SLOPE_SHARE = 0.05
@@ -228,8 +228,4 @@ def write_plot(results: dict[str, Any], path: Path) -> Path:
         if ax.has_data():
             ax.legend(fontsize=6, ncol=2)
         ax.grid(alpha=0.3)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    return write_png(figure, path)

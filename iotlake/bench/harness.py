@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from iotlake.bench.cold_start import measure_cold_start
-from iotlake.bench.load import Timing, TransportPlan, run_transport
+from iotlake.bench.load import TransportPlan, run_transport
+from iotlake.bench.load_level import Timing
 from iotlake.bench.processes import (
     BenchError,
     descendants,

@@ -10,7 +10,10 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Report = Callable[[str], None]
 
@@ -143,6 +146,18 @@ def write_json(results: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def write_png(figure: Figure, path: Path) -> Path:
+    """Lay the figure out, write it to `path` (its folder made as needed) and free it: a
+    benchmark draws figures in a long-lived process, where pyplot would keep each one."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
 def write_files(
     results: dict[str, Any],
     prefix: Path,
@@ -211,8 +226,4 @@ def write_plot(results: dict[str, Any], path: Path) -> Path:
             if ax.has_data():
                 ax.legend(fontsize=7)
             ax.grid(alpha=0.3)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    return write_png(figure, path)

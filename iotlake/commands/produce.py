@@ -193,11 +193,12 @@ def produce_manufacturing(
     """Sensor and inspection CSV files into the manufacturing landing paths."""
     from iotlake.preflight import pipeline_services
     from services.producers import manufacturing_generator as generator
+    from services.producers.manufacturing_batch import BatchConfig, original_initial
 
-    def initial() -> generator.BatchConfig:
+    def initial() -> BatchConfig:
         if full:
-            return generator.original_initial(seed)
-        return generator.BatchConfig(rows=rows, devices=devices, seed=seed)
+            return original_initial(seed)
+        return BatchConfig(rows=rows, devices=devices, seed=seed)
 
     options = checked(
         lambda: generator.GeneratorOptions(

@@ -50,13 +50,17 @@ class BridgeOptions:
 
 @dataclass
 class BridgeStats:
-    """Messages received from MQTT, confirmed by Kafka, acknowledged to MQTT, per Kafka topic."""
+    """Messages received from MQTT, confirmed by Kafka per Kafka topic, acknowledged to MQTT."""
 
+    per_topic: Counter = field(default_factory=Counter)
     received: int = 0
-    forwarded: int = 0
     acknowledged: int = 0
     connects: int = 0
-    per_topic: Counter = field(default_factory=Counter)
+
+    @property
+    def forwarded(self) -> int:
+        """Messages Kafka confirmed, over every topic."""
+        return sum(self.per_topic.values())
 
 
 class Bridge:
@@ -144,7 +148,6 @@ class Bridge:
 
     def _confirmed(self, topic: str, generation: int, message: mqtt.MQTTMessage) -> None:
         """Kafka has the message: acknowledge it to MQTT, unless it came on an older connection."""
-        self.stats.forwarded += 1
         self.stats.per_topic[topic] += 1
         if message.qos > 0 and generation == self._generation:
             self._ready.append((message.mid, message.qos))

@@ -25,7 +25,7 @@ from typing import Unpack
 from iotlake.config import Settings
 from services.producers import pump
 from services.producers.pump import Hooks, PumpResult, Source, StreamOptions, pump_stream, send_all
-from services.producers.transport import Record, SendStats, Target
+from services.producers.transport import Record, SendStats
 
 STREAM = "iot-sensor-data-stream"
 STATUSES = ("HEALTHY", "WARNING", "CRITICAL")
@@ -104,26 +104,10 @@ class SensorFleet:
         }
 
 
-def generate_records(
-    config: SensorConfig,
-    start_ms: int,
-    *,
-    records: int | None = None,
-    duration: float | None = None,
-) -> Iterator[dict]:
-    """The readings from `start_ms` on, without sending: `records` of them or `duration` s."""
-    if records is None and duration is None:
-        raise ValueError("give records or duration, or the generator never ends")
+def generate_records(config: SensorConfig, start_ms: int, *, records: int) -> Iterator[dict]:
+    """The first `records` readings from `start_ms` on, without sending."""
     fleet = SensorFleet(config, start_ms)
-    end_ms = None if duration is None else start_ms + round(duration * 1000)
-    produced = 0
-    while records is None or produced < records:
-        now = fleet.next_due_ms()
-        if end_ms is not None and now >= end_ms:
-            return
-        for reading in fleet.records_due(now, None if records is None else records - produced):
-            produced += 1
-            yield reading
+    return pump.unpaced(fleet.next_due_ms, fleet.records_due, start_ms, count=records)
 
 
 def to_record(reading: dict) -> Record:
@@ -181,17 +165,9 @@ def run(settings: Settings, options: SensorOptions, **hooks: Unpack[Hooks]) -> P
     )
 
 
-def send_records(
-    settings: Settings,
-    readings: Iterable[dict],
-    *,
-    target: Target | None = None,
-    stream: str | None = None,
-    timeout: float = 60.0,
-) -> SendStats:
+def send_records(settings: Settings, readings: Iterable[dict]) -> SendStats:
     """Send already generated readings as fast as the target takes them (for pipeline tests)."""
-    records = (to_record(reading) for reading in readings)
-    return send_all(settings, settings.aws_iot, records, target, stream, timeout)
+    return send_all(settings, settings.aws_iot, (to_record(reading) for reading in readings))
 
 
 def main(settings: Settings, options: SensorOptions, stop: threading.Event) -> int:

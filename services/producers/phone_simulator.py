@@ -31,7 +31,7 @@ from typing import Unpack
 from iotlake.config import Settings
 from services.producers import pump
 from services.producers.pump import Hooks, PumpResult, Source, StreamOptions, pump_stream, send_all
-from services.producers.transport import Record, SendStats, Target
+from services.producers.transport import Record, SendStats
 
 STREAM = "dais2023"
 MIN_SPACING_MS = 200  # the page sent an event only when more than 200 ms had passed
@@ -200,24 +200,13 @@ def generate_events(
     events: int | None = None,
     duration: float | None = None,
 ) -> Iterator[dict]:
-    """The events the fleet sends from `start_ms`, in time order, without sending anything.
-
-    Stops after `events` events or at `start_ms + duration` seconds (at least one is needed).
-    The same config (with a seed) and start give the same events, so a test can compute the
-    tables a pipeline should build from them.
-    """
-    if events is None and duration is None:
-        raise ValueError("give events or duration, or the generator never ends")
+    """The events the fleet sends from `start_ms`, in time order, without sending anything:
+    `events` of them or `duration` seconds' worth (see `pump.unpaced`)."""
     fleet = PhoneFleet(config, start_ms)
-    end_ms = None if duration is None else start_ms + round(duration * 1000)
-    produced = 0
-    while events is None or produced < events:
-        now = fleet.next_due_ms()
-        if end_ms is not None and now >= end_ms:
-            return
-        for _, event in fleet.events_due(now, None if events is None else events - produced):
-            produced += 1
-            yield event
+    due = pump.unpaced(
+        fleet.next_due_ms, fleet.events_due, start_ms, count=events, duration=duration
+    )
+    return (event for _, event in due)
 
 
 class Packer:
@@ -322,17 +311,10 @@ def _shaken(fleet: PhoneFleet) -> list[Phone]:
 
 
 def send_events(
-    settings: Settings,
-    events: Iterable[dict],
-    *,
-    target: Target | None = None,
-    stream: str | None = None,
-    pack: int = 1,
-    timeout: float = 60.0,
+    settings: Settings, events: Iterable[dict], *, pack: int = 1, timeout: float = 60.0
 ) -> SendStats:
     """Send already generated events as fast as the target takes them (for pipeline tests)."""
-    records = records_for(events, pack)
-    return send_all(settings, settings.seismograph, records, target, stream, timeout)
+    return send_all(settings, settings.seismograph, records_for(events, pack), timeout=timeout)
 
 
 def main(settings: Settings, options: PhoneOptions, stop: threading.Event) -> int:

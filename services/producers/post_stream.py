@@ -25,9 +25,10 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from iotlake.config import Settings
 from services.producers.post_corpus import (
@@ -42,6 +43,9 @@ from services.producers.post_corpus import (
     TOPICS,
 )
 from services.runtime import say
+
+if TYPE_CHECKING:
+    from services.producers.transport import Report
 
 LANDING = "text-sentiment/posts"
 POSTS_PER_FILE = 5
@@ -286,10 +290,9 @@ def generate_posts(
 
 @dataclass(frozen=True)
 class PostFile:
-    """One landing file: its name and its posts, due `at_ms` (the first post's time)."""
+    """One landing file: its name (`tweets_<epoch ms>.json`) and its posts."""
 
     name: str
-    at_ms: int
     posts: tuple[dict, ...]
 
     def content(self) -> bytes:
@@ -312,7 +315,7 @@ def batches(posts: Iterable[dict], per_file: int = POSTS_PER_FILE) -> Iterator[P
         nonlocal last
         at_ms = max(int(group[0]["timestamp_ms"]), last + 1)
         last = at_ms
-        return PostFile(f"tweets_{at_ms}.json", at_ms, tuple(group))
+        return PostFile(f"tweets_{at_ms}.json", tuple(group))
 
     for post in posts:
         group.append(post)
@@ -381,7 +384,7 @@ def run(
     options: RunOptions,
     *,
     stop: threading.Event | None = None,
-    report: Callable[[str], None] = say,
+    report: Report = say,
 ) -> RunResult:
     """Write `options.count` posts, `per_file` to a file, at `rate` posts/s in real time.
 

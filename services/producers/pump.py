@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Protocol, TypedDict, TypeVar, Unpack
 
@@ -75,6 +75,7 @@ class Destination(Protocol):
 
 
 Options = TypeVar("Options", bound=StreamOptions)
+Item = TypeVar("Item")
 
 
 def resolved(options: Options, section: Destination) -> Options:
@@ -101,6 +102,33 @@ class PumpResult:
     generated: int
     elapsed: float
     stopped_by_signal: bool = False
+
+
+def unpaced(
+    next_due_ms: Callable[[], int],
+    items_due: Callable[[int, int | None], list[Item]],
+    start_ms: int,
+    *,
+    count: int | None,
+    duration: float | None = None,
+) -> Iterator[Item]:
+    """A fleet's schedule from `start_ms` on without waiting for it: `count` items, or those
+    due before `start_ms + duration` seconds. The same fleet (seeded) gives the same items, so
+    a test can compute the tables a pipeline should build from them.
+
+    `items_due(now_ms, limit)` is the fleet's: every item due by `now_ms`, at most `limit`.
+    """
+    if count is None and duration is None:
+        raise ValueError("give a count or a duration, or the schedule never ends")
+    end_ms = None if duration is None else start_ms + round(duration * 1000)
+    produced = 0
+    while count is None or produced < count:
+        now = next_due_ms()
+        if end_ms is not None and now >= end_ms:
+            return
+        items = items_due(now, None if count is None else count - produced)
+        produced += len(items)
+        yield from items
 
 
 def pump(
@@ -208,16 +236,15 @@ def send_all(
     settings: Settings,
     section: Destination,
     records: Iterable[Record],
-    target: Target | None,
-    stream: str | None,
-    timeout: float,
+    *,
+    timeout: float = 60.0,
 ) -> SendStats:
-    """Send records as fast as the target takes them (for pipeline tests); the target and
-    stream default to the system's in the settings."""
+    """Send records to the system's target and stream in the settings as fast as the target
+    takes them (for pipeline tests)."""
     sender = make_sender(
         settings,
-        target or section.transport,
-        stream or section.stream,
+        section.transport,
+        section.stream,
         linger=0.0,
         retry_sleep=1.0,
         report=lambda line: None,

@@ -29,6 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from iotlake.config import Settings
+from spark_jobs.io.kinesis.fetch import every_record
 from spark_jobs.io.records import kafka_records, kinesis_records
 
 PARTITIONS = 4
@@ -44,9 +45,7 @@ def _rate(rows: int, seconds: float) -> float:
     return rows / seconds if seconds > 0 else float("inf")
 
 
-def _spark_to_delta(
-    spark: SparkSession, settings: Settings, frame: DataFrame, work: Path
-) -> tuple[float, int, float]:
+def _spark_to_delta(frame: DataFrame, work: Path) -> tuple[float, int, float]:
     """Seconds for an AvailableNow query to land every record, rows landed, and the rate
     inside its batches (without the query's start-up, which dominates short runs).
 
@@ -87,6 +86,24 @@ def _bare_to_delta(batches: Iterable[bytes | None], table: str) -> None:
             rows = []
     if rows:
         write_deltalake(table, pa.table({"data": rows}), mode="append")
+
+
+def _against_spark(
+    rows: int, bare_table: str, bare_seconds: float, frame: DataFrame, work: Path
+) -> dict[str, Any]:
+    """The figures both paths report: the bare client's rate into Delta (what it landed in
+    `bare_table` over `bare_seconds`), Spark's rate reading `frame`, their ratio, and whether
+    both delivered all `rows`."""
+    bare_rows = len(DeltaTable(bare_table).to_pyarrow_table())
+    spark_seconds, spark_rows, in_batches = _spark_to_delta(frame, work)
+    bare_rate, spark_rate = _rate(bare_rows, bare_seconds), _rate(spark_rows, spark_seconds)
+    return {
+        "bare_client_to_delta_rows_per_s": bare_rate,
+        "spark_to_delta_rows_per_s": spark_rate,
+        "spark_to_delta_rows_per_s_in_batches": in_batches,
+        "ratio_spark_to_bare": spark_rate / bare_rate,
+        "complete": bare_rows == rows and spark_rows == rows,
+    }
 
 
 def bench_kafka(spark: SparkSession, settings: Settings, rows: int, work: Path) -> dict[str, Any]:
@@ -134,19 +151,12 @@ def bench_kafka(spark: SparkSession, settings: Settings, rows: int, work: Path) 
     _bare_to_delta(consumed(), bare_table)
     bare_seconds = time.perf_counter() - began
     consumer.close()
-    bare_rows = len(DeltaTable(bare_table).to_pyarrow_table())
-
-    spark_seconds, spark_rows, in_batches = _spark_to_delta(
-        spark, settings, kafka_records(spark, settings, topic), work
-    )
     return {
         "rows": rows,
         "produce_rows_per_s": _rate(rows, produce_seconds),
-        "bare_client_to_delta_rows_per_s": _rate(bare_rows, bare_seconds),
-        "spark_to_delta_rows_per_s": _rate(spark_rows, spark_seconds),
-        "spark_to_delta_rows_per_s_in_batches": in_batches,
-        "ratio_spark_to_bare": _rate(spark_rows, spark_seconds) / _rate(bare_rows, bare_seconds),
-        "complete": bare_rows == rows and spark_rows == rows,
+        **_against_spark(
+            rows, bare_table, bare_seconds, kafka_records(spark, settings, topic), work
+        ),
     }
 
 
@@ -165,35 +175,18 @@ def bench_kinesis(spark: SparkSession, settings: Settings, rows: int, work: Path
     put_seconds = time.perf_counter() - began
 
     began = time.perf_counter()
-    payloads = []
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            answer = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            payloads += [record["Data"] for record in answer["Records"]]
-            if not answer["Records"] and answer.get("MillisBehindLatest", 0) == 0:
-                break
-            iterator = answer.get("NextShardIterator")
+    payloads = [record["Data"] for _, record in every_record(kinesis, stream)]
     get_seconds = time.perf_counter() - began
     bare_table = str(work / "bare-kinesis")
     _bare_to_delta(iter(payloads), bare_table)
     bare_seconds = time.perf_counter() - began
-    bare_rows = len(DeltaTable(bare_table).to_pyarrow_table())
-
-    spark_seconds, spark_rows, in_batches = _spark_to_delta(
-        spark, settings, kinesis_records(spark, settings, stream), work
-    )
     return {
         "rows": rows,
         "emulator_put_rows_per_s": _rate(rows, put_seconds),
         "emulator_get_rows_per_s": _rate(len(payloads), get_seconds),
-        "bare_client_to_delta_rows_per_s": _rate(bare_rows, bare_seconds),
-        "spark_to_delta_rows_per_s": _rate(spark_rows, spark_seconds),
-        "spark_to_delta_rows_per_s_in_batches": in_batches,
-        "ratio_spark_to_bare": _rate(spark_rows, spark_seconds) / _rate(bare_rows, bare_seconds),
-        "complete": bare_rows == rows and spark_rows == rows,
+        **_against_spark(
+            rows, bare_table, bare_seconds, kinesis_records(spark, settings, stream), work
+        ),
     }
 
 

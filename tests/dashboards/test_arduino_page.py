@@ -4,36 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-from deltalake import write_deltalake
 from streamlit.testing.v1 import AppTest
 
 from dashboards.queries import ARDUINO
 from iotlake.config import Settings
-from spark_jobs.io.storage import table_uri
 from tests.support.dashboard import figures, open_page, trace_values
+from tests.support.seed import write_table
 
 PAGE = "views/arduino.py"
 START = pd.Timestamp("2023-09-18 09:10:00", tz="UTC")  # the replay's first day
-UTC = pa.timestamp("us", tz="UTC")
-SCHEMAS = {
-    "temp_hum": pa.schema(
-        [
-            ("minute", UTC),
-            ("temperature", pa.float64()),
-            ("humidity", pa.float64()),
-            ("temperature_readings", pa.int64()),
-            ("humidity_readings", pa.int64()),
-        ]
-    ),
-    "distance": pa.schema([("timestamp", UTC), ("distance", pa.float64())]),
-    "pir_stream_test": pa.schema([("timestamp", pa.string()), ("movement", pa.string())]),
-}
-
-
-def _write(settings: Settings, table: str, frame: pd.DataFrame) -> None:
-    data = pa.Table.from_pandas(frame, schema=SCHEMAS[table], preserve_index=False)
-    write_deltalake(table_uri(settings, ARDUINO, table), data, mode="overwrite")
 
 
 def _seed(settings: Settings) -> dict[str, pd.DataFrame]:
@@ -64,7 +43,7 @@ def _seed(settings: Settings) -> dict[str, pd.DataFrame]:
         ),
     }
     for table, frame in tables.items():
-        _write(settings, table, frame)
+        write_table(settings, ARDUINO, table, frame)
     return tables
 
 

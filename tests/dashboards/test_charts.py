@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from plotly.colors import hex_to_rgb, sequential
 
-from dashboards import charts
+from dashboards.charts import aws_iot, data_quality
+from dashboards.charts import seismograph as seismograph_charts
 from tests.support.seed import (
     aws_iot_gold,
     processed_readings,
@@ -37,7 +38,7 @@ def test_global_counters_show_whole_numbers_like_the_dbsql_dashboard():
         {"events": [111208], "max": [231.0], "min": [0.0], "avg": [4.31], "stddev": [12.4]}
     )
 
-    assert charts.global_counters(stat) == {
+    assert seismograph_charts.global_counters(stat) == {
         "Events": "111,208",
         "Max magnitude": "231",
         "Avg magnitude": "4",
@@ -49,7 +50,7 @@ def test_histogram_has_one_bar_per_full_device_id_at_its_max(seismograph):
     sensor = sensor_events()
     expected = sensor.groupby("device")["magn"].max()
 
-    figure = charts.max_magn_histogram(seismograph["max_magn_by_device"])
+    figure = seismograph_charts.max_magn_histogram(seismograph["max_magn_by_device"])
 
     (bars,) = figure.data
     assert bars.type == "bar"
@@ -68,7 +69,7 @@ def test_heatmap_z_is_the_pivot_of_short_ids_by_bin_with_gaps_as_zero():
     # Rows 001 and 002; columns the four 2 s bins 0, 2, 4, 6 (4 has no data anywhere).
     expected = np.array([[5.0, 0.0, 0.0, 7.0], [0.0, 3.0, 0.0, 0.0]])
 
-    figure = charts.magn_heatmap(cells, bins=4, bin_seconds=2)
+    figure = seismograph_charts.magn_heatmap(cells, bins=4, bin_seconds=2)
 
     (heatmap,) = figure.data
     assert heatmap.type == "heatmap"
@@ -86,7 +87,7 @@ def test_heatmap_x_and_z_cover_the_same_newest_bins(seismograph):
     kept = frame[frame["time_bin"] > newest - pd.Timedelta(seconds=20)]
     independent = kept.pivot(index="device", columns="time_bin", values="magn").sort_index()
 
-    (heatmap,) = charts.magn_heatmap(cells, bins=10, bin_seconds=2).data
+    (heatmap,) = seismograph_charts.magn_heatmap(cells, bins=10, bin_seconds=2).data
 
     z = np.asarray(heatmap.z)
     assert z.shape == (6, 10)
@@ -104,7 +105,7 @@ def test_rebin_max_keeps_each_devices_10s_maximum_and_fills_empty_bins_with_zero
         }
     )
 
-    points = charts.rebin_max(cells, seconds=10)
+    points = seismograph_charts.rebin_max(cells, seconds=10)
 
     assert points.to_dict("records") == [
         {"device": "x01", "time_bin": _at(0), "magn": 9.0},
@@ -123,7 +124,7 @@ def test_3d_plot_places_rebinned_maxima_at_device_time_and_magnitude(seismograph
         .max()
     )
 
-    (points,) = charts.magn_3d(cells, seconds=10).data
+    (points,) = seismograph_charts.magn_3d(cells, seconds=10).data
 
     assert points.type == "scatter3d"
     shown = pd.Series(
@@ -144,7 +145,7 @@ def test_live_average_shows_the_newest_windows_oldest_first():
         }
     ).sample(frac=1.0, random_state=1)
 
-    (line,) = charts.live_avg_magn(live, windows=30).data
+    (line,) = seismograph_charts.live_avg_magn(live, windows=30).data
 
     assert _times(line.x) == starts[10:]
     assert list(line.y) == [float(second) for second in range(10, 40)]
@@ -153,7 +154,7 @@ def test_live_average_shows_the_newest_windows_oldest_first():
 def test_temperature_trend_draws_the_fleet_average_per_minute():
     trend = aws_iot_gold(processed_readings(hours=1))["temperature_trend"]
 
-    (line,) = charts.temperature_trend(trend.iloc[::-1]).data
+    (line,) = aws_iot.temperature_trend(trend.iloc[::-1]).data
 
     assert _times(line.x) == list(trend["time_window"])
     np.testing.assert_allclose(list(line.y), trend["average_fleet_temp"])
@@ -162,7 +163,7 @@ def test_temperature_trend_draws_the_fleet_average_per_minute():
 def test_anomaly_bars_are_sorted_by_critical_count_descending():
     critical = pd.DataFrame({"device_id": ["a", "b", "c", "d"], "critical_count": [3, 9, 1, 9]})
 
-    figure = charts.critical_bar(critical, threshold_c=28.5)
+    figure = aws_iot.critical_bar(critical, threshold_c=28.5)
 
     (bars,) = figure.data
     assert list(bars.x) == ["b", "d", "a", "c"]
@@ -181,7 +182,7 @@ def test_expectation_bars_stack_passed_and_failed_per_table_and_expectation():
         }
     )
 
-    figure = charts.expectation_bars(results)
+    figure = data_quality.expectation_bars(results)
 
     assert figure.layout.barmode == "stack"
     by_name = {trace.name: trace for trace in figure.data}
@@ -195,7 +196,7 @@ def test_dropped_rows_draw_one_line_per_table_in_batch_order():
         {"table": ["b", "a", "a", "b"], "batch_id": [1, 1, 0, 0], "dropped": [4, 2, 1, 3]}
     )
 
-    figure = charts.dropped_rows(dropped)
+    figure = data_quality.dropped_rows(dropped)
 
     assert [trace.name for trace in figure.data] == ["a", "b"]
     assert [list(trace.x) for trace in figure.data] == [[0, 1], [0, 1]]

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboards.queries import MANUFACTURING
 from iotlake.config import Settings
-from services.producers.manufacturing_generator import BatchConfig, generate_batch
+from services.producers.manufacturing_batch import BatchConfig, generate_batch
 from spark_jobs.io.storage import table_uri
 from tests.support import manufacturing as expected
 from tests.support.browser import capture, render

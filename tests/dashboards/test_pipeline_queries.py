@@ -7,7 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from dashboards import charts, pipeline_queries, queries
+from dashboards import pipeline_queries, queries
+from dashboards.charts import pipelines as charts
 from iotlake.config import load_settings
 from spark_jobs.runner import load_system
 from tests.support.seed import FlowScenario, flow_log

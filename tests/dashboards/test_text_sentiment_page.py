@@ -10,17 +10,14 @@ import json
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
 from streamlit.testing.v1 import AppTest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from dashboards.charts import wordcloud_stopwords
+from dashboards.charts.text_sentiment import wordcloud_stopwords
 from dashboards.queries import TEXT_SENTIMENT
 from iotlake.config import Settings
 from services.producers.post_stream import StreamConfig, generate_posts
-from spark_jobs.io.storage import table_uri
 from tests.support.browser import capture, render
 from tests.support.dashboard import (
     figures,
@@ -29,34 +26,10 @@ from tests.support.dashboard import (
     streamlit_server,
     trace_values,
 )
+from tests.support.seed import write_table
 
 PAGE = "views/text_sentiment.py"
 START_MS = 1_653_500_000_000
-SCHEMAS = {
-    "sentiment": pa.schema(
-        [
-            ("id", pa.int64()),
-            ("geo", pa.string()),
-            ("lang", pa.string()),
-            ("text", pa.string()),
-            ("label", pa.string()),
-            ("score", pa.float64()),
-        ]
-    ),
-    "languages": pa.schema([("lang", pa.string()), ("count", pa.int64())]),
-    "silver": pa.schema(
-        [("id", pa.int64()), ("geo", pa.string()), ("lang", pa.string()), ("text", pa.string())]
-    ),
-    "top_posts": pa.schema(
-        [
-            ("label", pa.string()),
-            ("rank", pa.int32()),
-            ("id", pa.int64()),
-            ("text", pa.string()),
-            ("score", pa.float64()),
-        ]
-    ),
-}
 
 
 def _label(score: float) -> str:
@@ -85,8 +58,7 @@ def _seed(settings: Settings, posts: int = 400) -> dict[str, pd.DataFrame]:
     silver = sentiment[["id", "geo", "lang", "text"]]
     tables = {"sentiment": sentiment, "languages": languages, "top_posts": top, "silver": silver}
     for table, frame in tables.items():
-        data = pa.Table.from_pandas(frame, schema=SCHEMAS[table], preserve_index=False)
-        write_deltalake(table_uri(settings, TEXT_SENTIMENT, table), data, mode="overwrite")
+        write_table(settings, TEXT_SENTIMENT, table, frame)
     return tables
 
 
@@ -139,7 +111,7 @@ def test_page_shows_label_pie_languages_word_cloud_and_ranked_posts_as_pandas_co
 
 
 def test_word_cloud_keeps_no_stopword_and_only_words_of_the_positive_posts(lake):
-    from dashboards.charts import word_cloud
+    from dashboards.charts.text_sentiment import word_cloud
 
     sentiment = _seed(lake)["sentiment"]
     positive = sentiment[sentiment["label"] == "POS"].nlargest(100, "score")["text"]

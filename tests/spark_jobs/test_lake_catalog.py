@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from delta.tables import DeltaTable
 from pyspark.errors import IllegalArgumentException
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 PLUGIN = "iotlake.catalog.LakeCatalog"
 CATALOGS = ("workspace", "demo_frank")
@@ -44,6 +44,21 @@ def _rows(spark: SparkSession, table: str, order: str = "id") -> list[tuple]:
     return [tuple(row) for row in spark.table(table).orderBy(order).collect()]
 
 
+def _schemas(spark: SparkSession, catalog: str) -> list[str]:
+    return [row[0] for row in spark.sql(f"SHOW SCHEMAS IN {catalog}").collect()]
+
+
+def _write_available_now(stream: DataFrame, checkpoint: Path, table: str) -> None:
+    """Write all the stream holds now into `table`, named by its three parts, and wait."""
+    query = (
+        stream.writeStream.format("delta")
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(availableNow=True)
+        .toTable(table)
+    )
+    query.awaitTermination()
+
+
 def test_sql_creates_a_schema_and_delta_table_that_is_a_session_database_table(spark, schema):
     spark.sql(f"CREATE SCHEMA workspace.{schema}")
     spark.sql(f"CREATE TABLE workspace.{schema}.readings (id INT, temp DOUBLE) USING delta")
@@ -53,7 +68,7 @@ def test_sql_creates_a_schema_and_delta_table_that_is_a_session_database_table(s
     assert _rows(spark, f"spark_catalog.workspace__{schema}.readings") == [(1, 20.5), (2, 21.0)]
     shown = spark.sql(f"SHOW TABLES IN workspace.{schema}").collect()
     assert [(row.namespace, row.tableName) for row in shown] == [(schema, "readings")]
-    assert schema in [row[0] for row in spark.sql("SHOW SCHEMAS IN workspace").collect()]
+    assert schema in _schemas(spark, "workspace")
     detail = spark.sql(f"DESCRIBE DETAIL workspace.{schema}.readings").first()
     assert detail.format == "delta"
 
@@ -79,25 +94,11 @@ def test_a_stream_written_with_to_table_is_read_back_by_name(spark, schema, tmp_
     spark.range(5).selectExpr("id", "id * 2 AS doubled").write.json(str(source))
     raw, copy = f"workspace.{schema}.pir_stream_test", f"workspace.{schema}.pir_copy"
 
-    query = (
-        spark.readStream.schema("id LONG, doubled LONG")
-        .json(str(source))
-        .writeStream.format("delta")
-        .option("checkpointLocation", str(tmp_path / "raw-checkpoint"))
-        .trigger(availableNow=True)
-        .toTable(raw)
-    )
-    query.awaitTermination()
+    files = spark.readStream.schema("id LONG, doubled LONG").json(str(source))
+    _write_available_now(files, tmp_path / "raw-checkpoint", raw)
     assert _rows(spark, raw) == [(i, i * 2) for i in range(5)]
 
-    query = (
-        spark.readStream.table(raw)
-        .writeStream.format("delta")
-        .option("checkpointLocation", str(tmp_path / "copy-checkpoint"))
-        .trigger(availableNow=True)
-        .toTable(copy)
-    )
-    query.awaitTermination()
+    _write_available_now(spark.readStream.table(raw), tmp_path / "copy-checkpoint", copy)
     assert _rows(spark, copy) == [(i, i * 2) for i in range(5)]
 
 
@@ -112,8 +113,8 @@ def test_two_catalogs_keep_the_same_schema_name_apart(spark, schema):
     assert spark.table(f"demo_frank.{schema}.sensor").columns == ["frank_value"]
     assert spark.table(f"spark_catalog.demo_frank__{schema}.sensor").columns == ["frank_value"]
     spark.sql(f"DROP SCHEMA workspace.{schema} CASCADE")
-    assert schema not in [row[0] for row in spark.sql("SHOW SCHEMAS IN workspace").collect()]
-    assert schema in [row[0] for row in spark.sql("SHOW SCHEMAS IN demo_frank").collect()]
+    assert schema not in _schemas(spark, "workspace")
+    assert schema in _schemas(spark, "demo_frank")
 
 
 def test_delta_table_for_name_updates_and_merges_a_three_part_name(spark, schema):

@@ -42,6 +42,29 @@ def pipeline_folder(root: Path, configuration: dict[str, str], code: str) -> Pat
     return folder
 
 
+# `raw` streams the Delta table at `readings_path`; `clean` drops impossible temperatures.
+RAW_AND_CLEAN = """
+import dlt
+
+
+@dlt.table
+def raw():
+    return spark.readStream.format("delta").load(spark.conf.get("readings_path"))
+
+
+@dlt.table
+def clean():
+    return spark.readStream.table("raw").filter("temperature > -273.15")
+"""
+
+
+def readings_pipeline(root: Path, source: Path, tables: str) -> Path:
+    """A pipeline folder of `raw` over the Delta table at `source`, `clean`, and `tables`."""
+    return pipeline_folder(
+        root, {"readings_path": str(source)}, RAW_AND_CLEAN + textwrap.dedent(tables)
+    )
+
+
 def load(settings: Settings, spark, folder: Path) -> Pipeline:
     return runner.load(folder, settings, spark)
 
@@ -148,23 +171,10 @@ def test_a_stateless_table_is_written_inside_its_upstreams_batches(spark, tmp_pa
     source = tmp_path / "readings"
     rows = [("a", 20.0), ("b", -300.0), ("a", 21.0)]
     readings(source, rows)
-    folder = pipeline_folder(
+    folder = readings_pipeline(
         tmp_path,
-        {"readings_path": str(source)},
+        source,
         """
-        import dlt
-
-
-        @dlt.table
-        def raw():
-            return spark.readStream.format("delta").load(spark.conf.get("readings_path"))
-
-
-        @dlt.table
-        def clean():
-            return spark.readStream.table("raw").filter("temperature > -273.15")
-
-
         @dlt.table
         def first_seen():
             return dlt.read_stream("raw").dropDuplicates(["device_id"])
@@ -193,22 +203,11 @@ def test_max_min_sum_count_aggregates_fold_each_batch_into_their_table(spark, tm
     source = tmp_path / "readings"
     first = [("a", 20.0), ("b", 5.0), ("a", 23.5)]
     second = [("a", 19.0), ("c", 7.0), ("b", 6.5)]
-    folder = pipeline_folder(
+    folder = readings_pipeline(
         tmp_path,
-        {"readings_path": str(source)},
+        source,
         """
-        import dlt
         from pyspark.sql import functions as F
-
-
-        @dlt.table
-        def raw():
-            return spark.readStream.format("delta").load(spark.conf.get("readings_path"))
-
-
-        @dlt.table
-        def clean():
-            return spark.readStream.table("raw").filter("temperature > -273.15")
 
 
         @dlt.table

@@ -29,20 +29,20 @@ class Batch:
 
 @dataclass
 class Landing:
-    """A landing directory, a schema location and a checkpoint for one test."""
+    """A landing directory, a schema location and a checkpoint for one test, under `root`."""
 
     root: Path
     settings: Any
     landed: int = 0
     batches: list[Batch] = field(default_factory=list)
+    path: Path = field(init=False)
+    schema_location: Path = field(init=False)
+    checkpoint: Path = field(init=False)
 
-    @property
-    def path(self) -> Path:
-        return self.root / "landing"
-
-    @property
-    def schema_location(self) -> Path:
-        return self.root / "schemas"
+    def __post_init__(self) -> None:
+        self.path = self.root / "landing"
+        self.schema_location = self.root / "schemas"
+        self.checkpoint = self.root / "checkpoint"
 
     def land(self, name: str, text: str | bytes) -> Path:
         """Write a file, giving each one a later modification time than the one before."""
@@ -72,7 +72,7 @@ class Landing:
 
         query = (
             stream.writeStream.foreachBatch(keep)
-            .option("checkpointLocation", str(self.root / "checkpoint"))
+            .option("checkpointLocation", str(self.checkpoint))
             .trigger(availableNow=True)
             .start()
         )

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from services.producers.manufacturing_batch import MEASUREMENTS
+
 SENSOR_TYPES = {
     "device_id": "Int32",
     "trip_id": "Int32",
@@ -28,15 +30,7 @@ SENSOR_TYPES = {
 }
 INSPECTION_TYPES = {"defect": "float32", "device_id": "Int32"}
 SENSOR_KEYS = ["device_id", "trip_id", "factory_id", "model_id"]
-FEATURES = [
-    "airflow_rate",
-    "rotation_speed",
-    "air_pressure",
-    "temperature",
-    "delay",
-    "density",
-    "EMA_rotation_speed",
-]
+FEATURES = [*MEASUREMENTS, "EMA_rotation_speed"]
 EMA_WINDOW, EMA_FACTOR = 5, 0.2
 
 

@@ -14,12 +14,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 import boto3
+import pytest
+from click.testing import Result
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from iotlake.config import Settings
+from spark_jobs.io.kinesis.fetch import every_record
+from tests.support.cli import run_cli
 from tests.support.processes import start_module, wait_for_line
 
 FINAL_LINE = re.compile(r"^stopped after .*: sent (\d+) (?:events in (\d+) )?records")
@@ -44,21 +50,10 @@ def fresh_stream(settings: Settings, shards: int) -> str:
 def read_stream(settings: Settings, stream: str) -> list[StreamRecord]:
     """Every record of every shard, from the start, in shard order."""
     kinesis = boto3.client("kinesis", **settings.aws.boto3_kwargs())
-    found = []
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        shard_id = shard["ShardId"]
-        iterator = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            answer = kinesis.get_records(ShardIterator=iterator, Limit=10000)
-            if not answer["Records"]:
-                break
-            found += [
-                StreamRecord(shard_id, r["PartitionKey"], r["Data"]) for r in answer["Records"]
-            ]
-            iterator = answer.get("NextShardIterator")
-    return found
+    return [
+        StreamRecord(shard_id, record["PartitionKey"], record["Data"])
+        for shard_id, record in every_record(kinesis, stream)
+    ]
 
 
 def fresh_topic(settings: Settings, partitions: int) -> str:
@@ -128,13 +123,43 @@ def run_before_the_stream_exists(
     return outcome["result"], lines, stream
 
 
-def terminated_after_first_send(
-    settings: Settings, module: str, *args: str
-) -> tuple[int, str, re.Match[str] | None]:
-    """Start the producer's command line, SIGTERM it once it reports sending; its exit code,
-    its output and its final line matched by `FINAL_LINE`."""
-    child = start_module(settings, module, *args)
+def sent_before_sigterm(
+    settings: Settings, module: str, shards: int, *args: str
+) -> tuple[re.Match[str], int]:
+    """Start the producer's command line on a fresh stream of `shards` shards and SIGTERM it
+    once it reports sending; check it exits 0 with a final count. That final line matched by
+    `FINAL_LINE`, and how many records the stream holds."""
+    stream = fresh_stream(settings, shards)
+    child = start_module(settings, module, "--stream", stream, *args)
     wait_for_line(child, "sent ")
     child.send_signal(signal.SIGTERM)
     output, _ = child.communicate(timeout=60)
-    return child.returncode, output, FINAL_LINE.match(output.strip().splitlines()[-1])
+    final = FINAL_LINE.match(output.strip().splitlines()[-1])
+
+    assert child.returncode == 0, output
+    assert final, output
+    return final, len(read_stream(settings, stream))
+
+
+def options_from_command_line(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, producer: ModuleType, *args: str
+) -> tuple[Result, Any]:
+    """Run `iotlake ARGS` with the producer's `main` replaced by one that only keeps the
+    options it was given, resolved against `settings`; the CLI's result and those options
+    (None when `main` was never reached)."""
+    seen = {}
+
+    def main(settings: Settings, options: Any, stop: threading.Event) -> int:
+        seen["options"] = producer.resolved(options, settings)
+        return 0
+
+    monkeypatch.setattr(producer, "main", main)
+    result = run_cli(settings, *args)
+    return result, seen.get("options")
+
+
+def open_shards(settings: Settings, stream: str) -> int:
+    """How many open shards the Kinesis stream has."""
+    kinesis = boto3.client("kinesis", **settings.aws.boto3_kwargs())
+    summary = kinesis.describe_stream_summary(StreamName=stream)
+    return summary["StreamDescriptionSummary"]["OpenShardCount"]

@@ -20,47 +20,55 @@ from dashboards.queries import AWS_IOT, SEISMOGRAPH
 from iotlake.config import Settings
 from spark_jobs.io.storage import table_uri
 
-UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+# The Arrow type delta-rs writes for each SQL type of a table contract.
+ARROW_TYPES = {
+    "STRING": pa.string(),
+    "INT": pa.int32(),
+    "BIGINT": pa.int64(),
+    "FLOAT": pa.float32(),
+    "DOUBLE": pa.float64(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+}
 
-# Column types of the table contract (FLOAT -> float32, BIGINT -> int64, TIMESTAMP -> UTC us).
+
+def contract(columns: str) -> pa.Schema:
+    """The Arrow schema of a table contract written as SQL columns: `name TYPE, ...`."""
+    pairs = (column.split() for column in columns.split(","))
+    return pa.schema([(name, ARROW_TYPES[kind.upper()]) for name, kind in pairs])
+
+
+# The column types of every table the dashboard tests write, by table name.
 SCHEMAS: dict[str, pa.Schema] = {
-    "global_stat": pa.schema(
-        [
-            ("events", pa.int64()),
-            ("max", pa.float32()),
-            ("min", pa.float32()),
-            ("avg", pa.float64()),
-            ("stddev", pa.float64()),
-        ]
+    # seismograph
+    "sensor": contract("device STRING, time TIMESTAMP, magn FLOAT"),
+    "global_stat": contract("events BIGINT, max FLOAT, min FLOAT, avg DOUBLE, stddev DOUBLE"),
+    "max_magn_by_device": contract("device STRING, max_magn FLOAT"),
+    "magn_heatmap": contract("device STRING, time_bin TIMESTAMP, magn FLOAT"),
+    "magn_live": contract("window_start TIMESTAMP, window_end TIMESTAMP, avg_magn DOUBLE"),
+    # aws-iot
+    "temperature_trend": contract("time_window TIMESTAMP, average_fleet_temp DOUBLE"),
+    "critical_by_device": contract(
+        "device_id STRING, time_window TIMESTAMP, critical_count BIGINT"
     ),
-    "max_magn_by_device": pa.schema([("device", pa.string()), ("max_magn", pa.float32())]),
-    "magn_heatmap": pa.schema(
-        [("device", pa.string()), ("time_bin", UTC_TIMESTAMP), ("magn", pa.float32())]
+    # arduino
+    "temp_hum": contract(
+        "minute TIMESTAMP, temperature DOUBLE, humidity DOUBLE,"
+        " temperature_readings BIGINT, humidity_readings BIGINT"
     ),
-    "magn_live": pa.schema(
-        [("window_start", UTC_TIMESTAMP), ("window_end", UTC_TIMESTAMP), ("avg_magn", pa.float64())]
+    "distance": contract("timestamp TIMESTAMP, distance DOUBLE"),
+    "pir_stream_test": contract("timestamp STRING, movement STRING"),
+    # text-sentiment
+    "silver": contract("id BIGINT, geo STRING, lang STRING, text STRING"),
+    "sentiment": contract(
+        "id BIGINT, geo STRING, lang STRING, text STRING, label STRING, score DOUBLE"
     ),
-    "temperature_trend": pa.schema(
-        [("time_window", UTC_TIMESTAMP), ("average_fleet_temp", pa.float64())]
-    ),
-    "critical_by_device": pa.schema(
-        [("device_id", pa.string()), ("time_window", UTC_TIMESTAMP), ("critical_count", pa.int64())]
-    ),
-    "sensor": pa.schema([("device", pa.string()), ("time", UTC_TIMESTAMP), ("magn", pa.float32())]),
-    "event_log": pa.schema(
-        [
-            ("timestamp", UTC_TIMESTAMP),
-            ("system", pa.string()),
-            ("table", pa.string()),
-            ("batch_id", pa.int64()),
-            ("expectation", pa.string()),
-            ("action", pa.string()),
-            ("passed", pa.int64()),
-            ("failed", pa.int64()),
-            ("rows_in", pa.int64()),
-            ("rows_out", pa.int64()),
-            ("duration_ms", pa.int64()),
-        ]
+    "languages": contract("lang STRING, count BIGINT"),
+    "top_posts": contract("label STRING, rank INT, id BIGINT, text STRING, score DOUBLE"),
+    # every system's event log
+    "event_log": contract(
+        "timestamp TIMESTAMP, system STRING, table STRING, batch_id BIGINT, expectation STRING,"
+        " action STRING, passed BIGINT, failed BIGINT, rows_in BIGINT, rows_out BIGINT,"
+        " duration_ms BIGINT"
     ),
 }
 

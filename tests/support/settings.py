@@ -1,11 +1,15 @@
-"""Settings for private stacks and lakes, and the environment that hands them to a child."""
+"""Settings for private stacks and lakes, and the environment that hands them to a child
+(`settings_env`, the one the benchmark hands its own children)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from iotlake.bench.processes import settings_env
 from iotlake.config import Settings, load_settings
 from services.embedded.spec import free_port
+
+__all__ = ["settings_env", "settings_for"]
 
 
 def settings_for(state_dir: Path) -> Settings:
@@ -28,19 +32,3 @@ def settings_for(state_dir: Path) -> Settings:
         gateway={"port": free_port()},
         dashboard={"port": free_port()},
     )
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The IOTLAKE_* variables that make a CLI subprocess use these settings."""
-    return {
-        "IOTLAKE_STATE_DIR": str(settings.state_dir),
-        "IOTLAKE_KAFKA__PORT": str(settings.kafka.port),
-        "IOTLAKE_KAFKA__CONTROLLER_PORT": str(settings.kafka.controller_port),
-        "IOTLAKE_AWS__PORT": str(settings.aws.port),
-        "IOTLAKE_AWS__EMULATOR": settings.aws.emulator,
-        "IOTLAKE_MQTT__PORT": str(settings.mqtt.port),
-        "IOTLAKE_SPARK__MASTER_PORT": str(settings.spark.master_port),
-        "IOTLAKE_SPARK__MASTER_UI_PORT": str(settings.spark.master_ui_port),
-        "IOTLAKE_SPARK__WORKER_UI_PORT": str(settings.spark.worker_ui_port),
-        "IOTLAKE_LAKE__ROOT": settings.lake.root,
-    }

@@ -51,18 +51,21 @@ processed = (
 )
 
 trigger = spark.conf.get("trigger", "10 seconds")
-raw_query = (
-    raw.writeStream.format("delta")
-    .outputMode("append")
-    .option("checkpointLocation", f"{checkpoints}/raw_stream/")
-    .trigger(processingTime=trigger)
-    .toTable("workspace.data_staging.iot_sensor_raw")
-)
-processed_query = (
-    processed.writeStream.format("delta")
-    .outputMode("append")
-    .option("checkpointLocation", f"{checkpoints}/processed_stream/")
-    .trigger(processingTime=trigger)
-    .toTable("workspace.data_staging.iot_sensor_processed")
+
+
+def append_to(frame, table, checkpoint):
+    """Start appending `frame` to a Delta table on the job's trigger."""
+    return (
+        frame.writeStream.format("delta")
+        .outputMode("append")
+        .option("checkpointLocation", f"{checkpoints}/{checkpoint}/")
+        .trigger(processingTime=trigger)
+        .toTable(table)
+    )
+
+
+raw_query = append_to(raw, "workspace.data_staging.iot_sensor_raw", "raw_stream")
+processed_query = append_to(
+    processed, "workspace.data_staging.iot_sensor_processed", "processed_stream"
 )
 spark.streams.awaitAnyTermination()

@@ -13,22 +13,9 @@ import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
-from pyspark.sql.types import (
-    BooleanType,
-    ByteType,
-    DataType,
-    DateType,
-    DecimalType,
-    DoubleType,
-    FloatType,
-    IntegerType,
-    LongType,
-    ShortType,
-    StringType,
-    TimestampType,
-)
+from pyspark.sql.types import DataType, DecimalType
 
 from spark_jobs.io.autoloader.options import AutoloaderOptions
 
@@ -40,11 +27,13 @@ TIMESTAMP_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$"
 )
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_BOOLEAN_RE = re.compile(r"^(true|false)$", re.I)
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 _RANGES = {"byte": (-128, 127), "short": (-32768, 32767), "integer": INT32, "long": INT64}
 
 Converter = Callable[[Any], Any]
+Parsed = TypeVar("Parsed")
 
 
 class Misfit(ValueError):
@@ -66,22 +55,23 @@ def converter(kind: DataType) -> Converter:
     It raises Misfit (or ValueError) for a value that does not fit. Chosen once per column,
     not per value, because it runs for every value of every file.
     """
-    if isinstance(kind, StringType):
-        return _to_string
-    if isinstance(kind, (IntegerType, LongType, ShortType, ByteType)):
-        low, high = _RANGES[kind.typeName()]
-        return lambda value: _to_integral(value, low, high)
-    if isinstance(kind, (DoubleType, FloatType)):
-        return _to_float
-    if isinstance(kind, BooleanType):
-        return _to_boolean
-    if isinstance(kind, TimestampType):
-        return _to_timestamp
-    if isinstance(kind, DateType):
-        return _to_date
     if isinstance(kind, DecimalType):
         step, precision = Decimal(1).scaleb(-kind.scale), kind.precision
         return lambda value: _to_decimal(value, step, precision)
+    match kind.typeName():
+        case "string":
+            return _to_string
+        case "byte" | "short" | "integer" | "long" as name:
+            low, high = _RANGES[name]
+            return lambda value: _to_integral(value, low, high)
+        case "double" | "float":
+            return _to_float
+        case "boolean":
+            return _to_boolean
+        case "timestamp":
+            return _to_timestamp
+        case "date":
+            return _to_date
     raise AutoloaderOptions.error(
         "cloudFiles.schemaHints", f"type {kind.simpleString()} is not supported"
     )
@@ -96,19 +86,27 @@ def _to_string(value: Any) -> Any:
     return value if type(value) is str else json.dumps(value)
 
 
-def _to_integral(value: Any, low: int, high: int) -> int | None:
-    if type(value) is int:
-        number = value
-    elif type(value) is str:
-        text = value.strip()
-        if not text:
-            return None
-        if not INT_RE.match(text):
-            raise Misfit
-        number = int(text)
-    else:
+def _from_text(
+    value: Any, pattern: re.Pattern[str], parse: Callable[[str], Parsed | None]
+) -> Parsed | None:
+    """A CSV field or JSON string matching `pattern`, parsed; None for a blank one.
+
+    Any other JSON value, text off the grammar and text `parse` rejects are Misfits.
+    """
+    if type(value) is not str:
         raise Misfit
-    if not low <= number <= high:
+    text = value.strip()
+    if not text:
+        return None
+    parsed = parse(text) if pattern.match(text) else None
+    if parsed is None:
+        raise Misfit
+    return parsed
+
+
+def _to_integral(value: Any, low: int, high: int) -> int | None:
+    number = value if type(value) is int else _from_text(value, INT_RE, int)
+    if number is not None and not low <= number <= high:
         raise Misfit
     return number
 
@@ -116,46 +114,21 @@ def _to_integral(value: Any, low: int, high: int) -> int | None:
 def _to_float(value: Any) -> float | None:
     if type(value) is float or type(value) is int:
         return float(value)
-    if type(value) is str:
-        text = value.strip()
-        if not text:
-            return None
-        if FLOAT_RE.match(text):
-            return float(text)
-    raise Misfit
+    return _from_text(value, FLOAT_RE, float)
 
 
 def _to_boolean(value: Any) -> bool | None:
     if type(value) is bool:
         return value
-    if type(value) is str:
-        text = value.strip().lower()
-        if text in ("true", "false"):
-            return text == "true"
-        if not text:
-            return None
-    raise Misfit
+    return _from_text(value, _BOOLEAN_RE, lambda text: text.lower() == "true")
 
 
 def _to_timestamp(value: Any) -> datetime | None:
-    if type(value) is str:
-        text = value.strip()
-        if not text:
-            return None
-        moment = parse_timestamp(text) if TIMESTAMP_RE.match(text) else None
-        if moment is not None:
-            return moment
-    raise Misfit
+    return _from_text(value, TIMESTAMP_RE, parse_timestamp)
 
 
 def _to_date(value: Any) -> date | None:
-    if type(value) is str:
-        text = value.strip()
-        if not text:
-            return None
-        if _DATE_RE.match(text):
-            return date.fromisoformat(text)
-    raise Misfit
+    return _from_text(value, _DATE_RE, date.fromisoformat)
 
 
 def _to_decimal(value: Any, step: Decimal, precision: int) -> Decimal | None:

@@ -10,7 +10,7 @@ naming the option; records a checkpoint needs but Kinesis no longer holds become
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import takewhile
@@ -94,6 +94,28 @@ def _list_page(client: Any, stream: str, request: dict[str, Any]) -> dict[str, A
         where = f"{client.meta.endpoint_url} ({client.meta.region_name})"
         problem = f"names {stream!r}, which {where} does not have"
         raise KinesisOptions.error("streamName", problem) from None
+
+
+def every_record(client: Any, stream: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(shard id, GetRecords record) for each record the stream holds, shard by shard from
+    TRIM_HORIZON, read with nothing but plain client calls.
+
+    The source's reads are measured and checked against this: `iotlake bench io` times it as
+    the bare-client baseline, and a pipeline's tables are compared with what it returns. A
+    shard is read until it ends or an empty answer is caught up (MillisBehindLatest 0): an
+    empty answer behind the tip is a gap, not the end.
+    """
+    for shard in client.list_shards(StreamName=stream)["Shards"]:
+        shard_id = shard["ShardId"]
+        iterator = client.get_shard_iterator(
+            StreamName=stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            answer = client.get_records(ShardIterator=iterator, Limit=10_000)
+            yield from ((shard_id, record) for record in answer["Records"])
+            if not answer["Records"] and answer.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = answer.get("NextShardIterator")
 
 
 def micros(moment: datetime) -> int:

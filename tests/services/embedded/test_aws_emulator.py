@@ -11,6 +11,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from services.embedded import aws_emulator
 from services.embedded import stack as embedded
+from spark_jobs.io.kinesis.fetch import every_record
 from tests.support.settings import settings_for
 
 
@@ -80,19 +81,10 @@ def _put_stream(kinesis, name: str, first: int, count: int) -> list[tuple[str, s
 
 
 def _read_stream(kinesis, name: str) -> list[tuple[str, str, str]]:
-    read = []
-    for shard in kinesis.list_shards(StreamName=name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            reply = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            read += [
-                (shard["ShardId"], r["SequenceNumber"], r["Data"].decode())
-                for r in reply["Records"]
-            ]
-            iterator = reply["NextShardIterator"] if reply["Records"] else None
-    return read
+    return [
+        (shard_id, r["SequenceNumber"], r["Data"].decode())
+        for shard_id, r in every_record(kinesis, name)
+    ]
 
 
 def _bucket_contents(s3, bucket: str) -> dict[str, bytes]:

@@ -10,6 +10,7 @@ import time
 import uuid
 
 import psutil
+import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
@@ -17,6 +18,7 @@ from iotlake.config import Settings
 from services.embedded import kafka_broker
 from services.embedded import stack as embedded
 from services.embedded.process import read_handle
+from tests.support.cli import one_line
 from tests.support.settings import settings_env, settings_for
 
 
@@ -194,26 +196,21 @@ def test_down_forgets_the_topics_so_the_next_broker_starts_empty(tmp_path):
         embedded.down(settings, report=lambda line: None)
 
 
-def test_missing_kafka_jars_stop_up_in_one_line_naming_make_jars(tmp_path):
-    settings = settings_for(tmp_path)
+@pytest.mark.parametrize(
+    ("variable", "start", "fix"),
+    [
+        pytest.param("IOTLAKE_JARS_DIR", "iotlake: kafka: ", "`make jars`", id="kafka-jars"),
+        pytest.param(
+            "JAVA_HOME", "iotlake: kafka: {missing}/bin/java not found", "JAVA_HOME", id="java"
+        ),
+    ],
+)
+def test_a_missing_prerequisite_stops_up_in_one_line_naming_the_fix(tmp_path, variable, start, fix):
+    missing = tmp_path / "missing"
 
-    result = _cli_up(settings, IOTLAKE_JARS_DIR=str(tmp_path / "no-jars"))
-
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("iotlake: kafka: ") and "`make jars`" in lines[0]
-    assert not list((tmp_path / "run").glob("*.pid"))
-
-
-def test_missing_java_stops_up_in_one_line_naming_the_fix(tmp_path):
-    settings = settings_for(tmp_path)
-
-    result = _cli_up(settings, JAVA_HOME=str(tmp_path / "no-jdk"))
+    result = _cli_up(settings_for(tmp_path), **{variable: str(missing)})
 
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"iotlake: kafka: {tmp_path / 'no-jdk' / 'bin' / 'java'} not found")
-    assert "JAVA_HOME" in lines[0]
+    line = one_line(result)
+    assert line.startswith(start.format(missing=missing)) and fix in line
     assert not list((tmp_path / "run").glob("*.pid"))

@@ -7,15 +7,12 @@ import time
 import uuid
 from collections import Counter, defaultdict
 
-import boto3
-
 from services.producers import aws_iot_producer
 from services.producers.aws_iot_producer import (
     STATUSES,
     SensorConfig,
     SensorOptions,
     generate_records,
-    resolved,
     run,
 )
 from tests.support.cli import run_cli
@@ -23,10 +20,12 @@ from tests.support.producers import (
     FakeClock,
     fresh_stream,
     fresh_topic,
+    open_shards,
+    options_from_command_line,
     read_stream,
     read_topic,
     run_before_the_stream_exists,
-    terminated_after_first_send,
+    sent_before_sigterm,
 )
 
 QUIET = {"report": lambda line: None}
@@ -151,35 +150,25 @@ def test_after_a_failed_call_it_sleeps_and_sends_the_same_records_again(stack):
 
 
 def test_sigterm_exits_zero_and_the_printed_count_is_what_the_stream_holds(stack):
-    stream = fresh_stream(stack, 1)
-    returncode, output, sent = terminated_after_first_send(
+    final, held = sent_before_sigterm(
         stack,
         "services.producers.aws_iot_producer",
-        *("--stream", stream, "--rate", "10", "--progress-every", "0.5"),
+        1,
+        *("--rate", "10", "--progress-every", "0.5"),
     )
 
-    assert returncode == 0
-    assert sent, output
-    assert int(sent.group(1)) == len(read_stream(stack, stream)) > 0
+    assert int(final.group(1)) == held > 0
 
 
 def test_defaults_are_five_devices_once_a_second_to_the_provisioned_stream(stack, monkeypatch):
-    seen = {}
-
-    def main(settings, options, stop):
-        seen["options"] = resolved(options, settings)
-        return 0
-
-    monkeypatch.setattr(aws_iot_producer, "main", main)
-    result = run_cli(stack, "produce", "aws-iot")
-    options = seen["options"]
-    kinesis = boto3.client("kinesis", **stack.aws.boto3_kwargs())
-    summary = kinesis.describe_stream_summary(StreamName=options.stream)
+    result, options = options_from_command_line(
+        stack, monkeypatch, aws_iot_producer, "produce", "aws-iot"
+    )
 
     assert result.exit_code == 0, result.output
     assert (options.sensors.devices, options.sensors.rate, options.retry_sleep) == (5, 1.0, 5.0)
     assert (options.stream, options.target) == ("iot-sensor-data-stream", "kinesis")
-    assert summary["StreamDescriptionSummary"]["OpenShardCount"] == 1
+    assert open_shards(stack, options.stream) == 1
 
 
 def test_a_non_positive_rate_is_refused():

@@ -11,7 +11,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from iotlake.config import load_settings
-from services.producers import manufacturing_generator as gen
+from services.producers import manufacturing_batch as gen
+from services.producers import manufacturing_generator as generator
 from spark_jobs.io.storage import landing_uri
 from tests.support.cli import run_cli
 
@@ -136,10 +137,10 @@ def test_more_data_covers_the_next_month_at_thirty_degrees():
 def test_live_batches_cover_consecutive_windows_ending_now(tmp_path):
     settings = load_settings(lake={"root": str(tmp_path / "lake")}, state_dir=str(tmp_path))
     clock = iter([datetime(2026, 5, 1, 12, 0), datetime(2026, 5, 1, 12, 5)])
-    options = gen.GeneratorOptions(live=True, live_devices=5, batches=2, interval=0.01)
+    options = generator.GeneratorOptions(live=True, live_devices=5, batches=2, interval=0.01)
     lines: list[str] = []
 
-    landed = gen.run(settings, options, now=lambda: next(clock), report=lines.append)
+    landed = generator.run(settings, options, now=lambda: next(clock), report=lines.append)
 
     assert landed == 2 and len(lines) == 2
     sensor_dir = Path(landing_uri(settings, settings.manufacturing.sensor_landing))

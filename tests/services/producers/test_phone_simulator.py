@@ -7,7 +7,6 @@ import re
 from collections import defaultdict
 from datetime import datetime
 
-import boto3
 import pytest
 from confluent_kafka.admin import AdminClient
 
@@ -17,7 +16,6 @@ from services.producers.phone_simulator import (
     PhoneFleet,
     PhoneOptions,
     generate_events,
-    resolved,
     run,
 )
 from tests.support.cli import run_cli
@@ -25,10 +23,12 @@ from tests.support.producers import (
     FakeClock,
     fresh_stream,
     fresh_topic,
+    open_shards,
+    options_from_command_line,
     read_stream,
     read_topic,
     run_before_the_stream_exists,
-    terminated_after_first_send,
+    sent_before_sigterm,
 )
 
 TIME = re.compile(
@@ -203,37 +203,27 @@ def test_events_sent_while_the_stream_is_missing_arrive_once_it_exists(stack):
 
 
 def test_sigterm_flushes_and_the_printed_count_is_what_the_stream_holds(stack):
-    stream = fresh_stream(stack, 4)
-    returncode, output, sent = terminated_after_first_send(
+    final, held = sent_before_sigterm(
         stack,
         "services.producers.phone_simulator",
-        *("--stream", stream, "--phones", "60", "--progress-every", "0.5"),
+        4,
+        *("--phones", "60", "--progress-every", "0.5"),
     )
 
-    assert returncode == 0
-    assert sent, output
-    assert int(sent.group(1)) == int(sent.group(2)) == len(read_stream(stack, stream)) > 0
+    assert int(final.group(1)) == int(final.group(2)) == held > 0
 
 
 def test_defaults_name_the_provisioned_stream_and_topic(stack, monkeypatch):
-    seen = {}
-
-    def main(settings, options, stop):
-        seen["options"] = resolved(options, settings)
-        return 0
-
-    monkeypatch.setattr(phone_simulator, "main", main)
-    result = run_cli(stack, "produce", "seismograph")
-    options = seen["options"]
-    kinesis = boto3.client("kinesis", **stack.aws.boto3_kwargs())
-    summary = kinesis.describe_stream_summary(StreamName=options.stream)
+    result, options = options_from_command_line(
+        stack, monkeypatch, phone_simulator, "produce", "seismograph"
+    )
     admin = AdminClient({"bootstrap.servers": stack.kafka.bootstrap_servers})
     topics = admin.list_topics(timeout=10).topics
 
     assert result.exit_code == 0, result.output
     assert (options.stream, options.target, options.pack) == ("dais2023", "kinesis", 1)
     assert (options.fleet.phones, options.fleet.rate_per_phone) == (130, 5.0)
-    assert summary["StreamDescriptionSummary"]["OpenShardCount"] == 4
+    assert open_shards(stack, options.stream) == 4
     assert len(topics["dais2023"].partitions) == 4
 
 

@@ -8,6 +8,8 @@ use it, `deliver` as the gateway does).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -22,6 +24,7 @@ from services.producers.transport import (
     Unreachable,
     make_sender,
 )
+from services.producers.transport.records import Sender
 from tests.support.producers import fresh_stream, fresh_topic, read_stream, read_topic
 
 PARTITIONS = 2
@@ -42,6 +45,15 @@ def arrived(stack, transport: str, name: str, expected: int) -> list[tuple[str |
         return [(record.partition_key, record.data) for record in read_stream(stack, name)]
     messages = read_topic(stack, name, PARTITIONS, expected)
     return [(None if key is None else key.decode(), value) for _, key, value in messages]
+
+
+@contextmanager
+def closed_after(sender: Sender, timeout: float) -> Iterator[Sender]:
+    """The sender, closed with `timeout` when the block ends, however it ends."""
+    try:
+        yield sender
+    finally:
+        sender.close(timeout)
 
 
 def records(count: int, prefix: str = "device") -> list[Record]:
@@ -79,11 +91,9 @@ def test_deliver_returns_once_the_broker_holds_every_record(stack, destination):
     sender = make_sender(stack, transport, name, linger=0.0, retry_sleep=0.2, **QUIET)
     sent = records(40, "delivered")
 
-    try:
+    with closed_after(sender, 10):
         sender.deliver(sent, timeout=15)
         found = arrived(stack, transport, name, len(sent))
-    finally:
-        sender.close(10)
 
     assert sorted(found) == sorted((record.key, record.data) for record in sent)
 
@@ -101,14 +111,12 @@ def test_deliver_from_many_threads_waits_for_each_callers_own_records(stack, des
             failures.append(error)
 
     threads = [threading.Thread(target=deliver, args=(batch,)) for batch in batches]
-    try:
+    with closed_after(sender, 10):
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(30)
         found = arrived(stack, transport, name, 200)
-    finally:
-        sender.close(10)
 
     assert failures == []
     assert sorted(found) == sorted((r.key, r.data) for batch in batches for r in batch)
@@ -118,42 +126,37 @@ def test_check_passes_for_an_existing_stream_or_topic(stack, destination):
     transport, name = destination
     sender = make_sender(stack, transport, name, linger=0.0, retry_sleep=0.2, **QUIET)
 
-    try:
+    with closed_after(sender, 5):
         sender.check()
-    finally:
-        sender.close(5)
 
 
 @pytest.mark.parametrize("transport", TARGETS)
 def test_check_names_a_stream_or_topic_that_does_not_exist(stack, transport):
     sender = make_sender(stack, transport, "no-such-name", linger=0.0, retry_sleep=0.2, **QUIET)
 
-    try:
-        with pytest.raises(MissingTarget, match="'no-such-name' does not exist"):
-            sender.check()
-    finally:
-        sender.close(5)
+    with (
+        closed_after(sender, 5),
+        pytest.raises(MissingTarget, match="'no-such-name' does not exist"),
+    ):
+        sender.check()
 
 
 def test_deliver_to_a_missing_stream_fails_naming_it(stack):
     sender = KinesisSender(stack, "no-such-stream", **QUIET)
 
-    try:
-        with pytest.raises(TransportError, match="Kinesis stream 'no-such-stream'"):
-            sender.deliver(records(3), timeout=5)
-    finally:
-        sender.close(5)
+    with (
+        closed_after(sender, 5),
+        pytest.raises(TransportError, match="Kinesis stream 'no-such-stream'"),
+    ):
+        sender.deliver(records(3), timeout=5)
 
 
 def test_a_stopped_kinesis_answers_unreachable(stack):
     closed = stack.model_copy(update={"aws": stack.aws.model_copy(update={"port": free_port()})})
     sender = KinesisSender(closed, "any", **QUIET)
 
-    try:
-        with pytest.raises(Unreachable, match="cannot reach Kinesis"):
-            sender.check()
-    finally:
-        sender.close(0)
+    with closed_after(sender, 0), pytest.raises(Unreachable, match="cannot reach Kinesis"):
+        sender.check()
 
 
 def test_a_stopped_kafka_answers_unreachable_and_deliver_gives_up_in_time(stack):
@@ -162,13 +165,11 @@ def test_a_stopped_kafka_answers_unreachable_and_deliver_gives_up_in_time(stack)
     )
     sender = KafkaSender(closed, "any", delivery_timeout=2.0, **QUIET)
 
-    try:
+    with closed_after(sender, 0):
         with pytest.raises(Unreachable, match="cannot reach Kafka"):
             sender.check()
         with pytest.raises(TransportError, match="Kafka topic 'any'"):
             sender.deliver(records(2), timeout=1.0)
-    finally:
-        sender.close(0)
 
 
 def test_kafka_records_go_to_their_own_topics_without_a_key_and_are_confirmed(stack):
@@ -199,10 +200,8 @@ def test_kafka_records_go_to_their_own_topics_without_a_key_and_are_confirmed(st
 def test_kinesis_refuses_a_record_it_could_never_store(stack):
     sender = KinesisSender(stack, "any", **QUIET)
 
-    try:
+    with closed_after(sender, 0):
         with pytest.raises(ValueError, match="1 MiB"):
             sender.send([Record("key", b"x" * (1024 * 1024 + 1))])
         with pytest.raises(ValueError, match="partition key"):
             sender.send([Record(None, b"{}")])
-    finally:
-        sender.close(0)

@@ -109,6 +109,29 @@ def read_rows(query: StreamingQuery) -> int:
     return sum(p["numInputRows"] for p in query.recentProgress)
 
 
+def read_across(
+    query: StreamingQuery, before: int, meanwhile: Callable[[], None], after: int
+) -> None:
+    """Let the running query read `before` records, do `meanwhile`, and let it read `after` in
+    all without failing; the query is stopped however that ends."""
+    try:
+        wait_until(lambda: read_rows(query) >= before, f"the first {before} records")
+        meanwhile()
+        wait_until(lambda: read_rows(query) >= after, f"all {after} records")
+        assert query.exception() is None
+    finally:
+        query.stop()
+
+
+def check_each_record_once(
+    spark: SparkSession, sink: Path, topic: str, ends: dict[int, int]
+) -> None:
+    """The sink holds every record of each partition up to its end offset, each exactly once."""
+    read = positions(spark, sink)
+    assert len(read) == sum(ends.values())
+    assert set(read) == expected(topic, ends)
+
+
 def test_every_record_arrives_once_in_the_bronze_shape(spark, stack, tmp_path):
     topic = create_topic(stack, 3)
     produce(stack, topic, 300, partitions=3)
@@ -119,9 +142,7 @@ def test_every_record_arrives_once_in_the_bronze_shape(spark, stack, tmp_path):
     assert tuple(frame.columns) == RECORD_COLUMNS
     assert frame.schema["sequenceNumber"] == StructField("sequenceNumber", StringType(), True)
     assert frame.schema["approximateArrivalTimestamp"].dataType == TimestampType()
-    read = positions(spark, tmp_path / "sink")
-    assert len(read) == 300
-    assert set(read) == expected(topic, {0: 100, 1: 100, 2: 100})
+    check_each_record_once(spark, tmp_path / "sink", topic, {0: 100, 1: 100, 2: 100})
     rows = spark.read.parquet(str(tmp_path / "sink")).collect()
     assert {r.data for r in rows} == {f"reading-{i}" for i in range(300)}
     assert {r.source for r in rows} == {"kafka"}
@@ -152,20 +173,13 @@ def test_restart_from_checkpoint_continues_without_duplicates_or_gaps(spark, sta
     produce(stack, topic, 200, partitions=2)
     sink, checkpoint = tmp_path / "sink", tmp_path / "checkpoint"
     first = start_parquet(kafka_records(spark, stack, topic), sink, checkpoint)
-    try:
-        wait_until(lambda: read_rows(first) >= 200, "the first 200 records")
-        produce(stack, topic, 200, partitions=2, prefix="second")
-        wait_until(lambda: read_rows(first) >= 400, "the second 200 records")
-    finally:
-        first.stop()
+    read_across(first, 200, lambda: produce(stack, topic, 200, partitions=2, prefix="second"), 400)
     produce(stack, topic, 200, partitions=2, prefix="later")
 
     # The query resumes from its checkpoint: startingOffsets=earliest applies to new ones only.
     run_available_now(kafka_records(spark, stack, topic), sink, checkpoint)
 
-    read = positions(spark, sink)
-    assert len(read) == 600
-    assert set(read) == expected(topic, {0: 300, 1: 300})
+    check_each_record_once(spark, sink, topic, {0: 300, 1: 300})
 
 
 def test_partitions_added_while_the_query_runs_are_read_from_their_start(spark, stack, tmp_path):
@@ -173,19 +187,15 @@ def test_partitions_added_while_the_query_runs_are_read_from_their_start(spark, 
     produce(stack, topic, 30)
     sink, checkpoint = tmp_path / "sink", tmp_path / "checkpoint"
     query = start_parquet(kafka_records(spark, stack, topic), sink, checkpoint)
-    try:
-        wait_until(lambda: read_rows(query) >= 30, "the first partition")
+
+    def add_two_partitions_and_fill_them() -> None:
         admin = AdminClient({"bootstrap.servers": stack.kafka.bootstrap_servers})
         admin.create_partitions([NewPartitions(topic, 3)])[topic].result(timeout=30)
         produce(stack, topic, 40, partitions=2, first_partition=1)
-        wait_until(lambda: read_rows(query) >= 70, "the added partitions")
-        assert query.exception() is None
-    finally:
-        query.stop()
 
-    read = positions(spark, sink)
-    assert len(read) == 70
-    assert set(read) == expected(topic, {0: 30, 1: 20, 2: 20})
+    read_across(query, 30, add_two_partitions_and_fill_them, 70)
+
+    check_each_record_once(spark, sink, topic, {0: 30, 1: 20, 2: 20})
 
 
 _KILLED_DRIVER = textwrap.dedent(
@@ -238,9 +248,7 @@ def test_driver_killed_mid_stream_resumes_from_its_checkpoint_losing_nothing(
 
     run_available_now(kafka_records(spark, stack, topic), sink, checkpoint)
 
-    read = positions(spark, sink)
-    assert len(read) == 700
-    assert set(read) == expected(topic, {0: 350, 1: 350})
+    check_each_record_once(spark, sink, topic, {0: 350, 1: 350})
 
 
 @pytest.mark.slow
@@ -249,15 +257,11 @@ def test_running_query_survives_a_broker_kill(spark, stack, tmp_path):
     produce(stack, topic, 40, partitions=2, prefix="before")
     sink, checkpoint = tmp_path / "sink", tmp_path / "checkpoint"
     query = start_parquet(kafka_records(spark, stack, topic), sink, checkpoint)
-    try:
-        wait_until(lambda: read_rows(query) >= 40, "the records before the kill")
+
+    def kill_the_broker_and_produce_again() -> None:
         embedded.restart(stack, "kafka", hard=True)
         produce(stack, topic, 40, partitions=2, prefix="after")
-        wait_until(lambda: read_rows(query) >= 80, "the records after the kill")
-        assert query.exception() is None
-    finally:
-        query.stop()
 
-    read = positions(spark, sink)
-    assert len(read) == 80
-    assert set(read) == expected(topic, {0: 40, 1: 40})
+    read_across(query, 40, kill_the_broker_and_produce_again, 80)
+
+    check_each_record_once(spark, sink, topic, {0: 40, 1: 40})

@@ -13,12 +13,8 @@ import pytest
 
 from iotlake.alerts import defects_detected, evaluate
 from iotlake.config import Settings
-from services.producers.manufacturing_generator import (
-    BatchConfig,
-    generate_batch,
-    to_csv,
-    write_file,
-)
+from services.producers.manufacturing_batch import BatchConfig, generate_batch
+from services.producers.manufacturing_landing import to_csv, write_file
 from spark_jobs.io.storage import landing_uri
 from spark_jobs.lakeflow.loader import Pipeline
 from spark_jobs.runner import load, run_table

@@ -15,14 +15,8 @@ import pandas as pd
 import pytest
 
 from iotlake.config import Settings
-from services.producers.manufacturing_generator import (
-    BatchConfig,
-    generate_batch,
-    land_batch,
-    more_data,
-    to_csv,
-    write_file,
-)
+from services.producers.manufacturing_batch import BatchConfig, generate_batch, more_data
+from services.producers.manufacturing_landing import land_batch, to_csv, write_file
 from spark_jobs.io.storage import landing_uri
 from spark_jobs.runner import run_once
 from tests.support import manufacturing as expected

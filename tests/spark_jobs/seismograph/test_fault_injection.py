@@ -30,6 +30,7 @@ from confluent_kafka.admin import AdminClient
 from iotlake.config import Settings
 from services.embedded import stack as embedded
 from services.producers.phone_simulator import FleetConfig, generate_events, send_events
+from spark_jobs.io.kinesis.fetch import every_record
 from spark_jobs.runner import run_once
 from tests.support.lake import private_settings, read_table
 from tests.support.settings import settings_env, settings_for
@@ -43,8 +44,6 @@ def _driver(settings, log: Path | None = None) -> subprocess.Popen:
     env = {
         **os.environ,
         **settings_env(settings),
-        "IOTLAKE_SEISMOGRAPH__STREAM": settings.seismograph.stream,
-        "IOTLAKE_SEISMOGRAPH__TRANSPORT": settings.seismograph.transport,
         "IOTLAKE_PIPELINES__TRIGGER_SECONDS": "1",
     }
     with log.open("ab") if log else open(os.devnull, "wb") as out:
@@ -245,19 +244,10 @@ def _kafka_truth(settings: Settings) -> pd.DataFrame:
 def _kinesis_truth(settings: Settings) -> pd.DataFrame:
     """Every record the stream holds, read from TRIM_HORIZON shard by shard."""
     kinesis = boto3.client("kinesis", **settings.aws.boto3_kwargs())
-    stream = settings.seismograph.stream
-    rows = []
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            reply = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            rows += [
-                (shard["ShardId"], r["SequenceNumber"], r["Data"].decode())
-                for r in reply["Records"]
-            ]
-            iterator = reply["NextShardIterator"] if reply["Records"] else None
+    rows = [
+        (shard_id, r["SequenceNumber"], r["Data"].decode())
+        for shard_id, r in every_record(kinesis, settings.seismograph.stream)
+    ]
     return pd.DataFrame(rows, columns=["shardId", "sequenceNumber", "data"])
 
 
@@ -370,37 +360,29 @@ def _check_service_fault(
 
 
 @pytest.mark.slow
-def test_broker_killed_three_times_while_events_flow_loses_and_doubles_nothing(
-    fault_stack, tmp_path
+@pytest.mark.parametrize(
+    ("transport", "service", "seed", "truth"),
+    [
+        pytest.param("kafka", "kafka", 6, _kafka_truth, id="broker"),
+        # The emulator holds the Kinesis stream itself: its journal must bring every record
+        # back. (Over Kafka with a local lake the emulator holds nothing the pipeline reads
+        # or writes.)
+        pytest.param("kinesis", "aws", 66, _kinesis_truth, id="emulator"),
+    ],
+)
+def test_service_killed_three_times_while_events_flow_loses_and_doubles_nothing(
+    fault_stack, tmp_path, transport, service, seed, truth
 ):
-    settings = private_settings(fault_stack, tmp_path / "lake", SYSTEM, "kafka", shards=4)
+    settings = private_settings(fault_stack, tmp_path / "lake", SYSTEM, transport, shards=4)
 
     outcome, sent = _faulted_run(
         settings,
-        lambda driver: embedded.restart(fault_stack, "kafka", hard=True),
-        seed=6,
+        lambda driver: embedded.restart(fault_stack, service, hard=True),
+        seed=seed,
         log=tmp_path / "driver.log",
     )
 
-    _check_service_fault(settings, outcome, sent, _kafka_truth(settings))
-
-
-@pytest.mark.slow
-def test_emulator_killed_three_times_while_events_flow_loses_and_doubles_nothing(
-    fault_stack, tmp_path
-):
-    # The emulator holds the Kinesis stream itself: its journal must bring every record back.
-    # (Over Kafka with a local lake the emulator holds nothing the pipeline reads or writes.)
-    settings = private_settings(fault_stack, tmp_path / "lake", SYSTEM, "kinesis", shards=4)
-
-    outcome, sent = _faulted_run(
-        settings,
-        lambda driver: embedded.restart(fault_stack, "aws", hard=True),
-        seed=66,
-        log=tmp_path / "driver.log",
-    )
-
-    _check_service_fault(settings, outcome, sent, _kinesis_truth(settings))
+    _check_service_fault(settings, outcome, sent, truth(settings))
 
 
 @pytest.mark.slow

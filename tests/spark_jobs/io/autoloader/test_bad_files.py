@@ -34,10 +34,17 @@ def _expected_rows(files: dict[str, bytes], header: bool) -> dict[str, int]:
     return {name: 1 if count is None else count for name, count in counts.items()}
 
 
-def _rows_by_file(rows: list[dict]) -> dict[str, list[dict]]:
+def _rows_by_file(rows: list[dict], files: dict[str, bytes], header: bool) -> dict[str, list[dict]]:
+    """The rows by the name of their file, checked to be one for each of its data lines (one
+    for a file that is not text): no line lost, no row made up."""
     found: dict[str, list[dict]] = {}
     for row in rows:
         found.setdefault(Path(row["_file_path"]).name, []).append(row)
+    expected = _expected_rows(files, header)
+    assert {name: len(group) for name, group in found.items()} == {
+        name: count for name, count in expected.items() if count
+    }
+    assert len(rows) == sum(expected.values())
     return found
 
 
@@ -62,12 +69,7 @@ def test_bad_csv_files_and_lines_become_rows_with_a_reason(spark, landing):
 
     rows = rows_of(landing.run(spark, hints=CSV_HINTS))
 
-    expected = _expected_rows(files, header=True)
-    by_file = _rows_by_file(rows)
-    assert {name: len(found) for name, found in by_file.items()} == {
-        name: count for name, count in expected.items() if count
-    }
-    assert len(rows) == sum(expected.values())
+    by_file = _rows_by_file(rows, files, header=True)
     (good,) = by_file["good.csv"]
     assert (good["device_id"], good["temperature"], good["_rescued_data"]) == (1, 20.5, None)
     (unreadable,) = by_file["photo.csv"]
@@ -121,11 +123,7 @@ def test_bad_json_files_and_lines_become_rows_with_a_reason(spark, landing):
 
     rows = rows_of(first) + rows_of(landing.run(spark, fmt="json", **options))
 
-    expected = _expected_rows(files, header=False)
-    by_file = _rows_by_file(rows)
-    assert {name: len(found) for name, found in by_file.items()} == {
-        name: count for name, count in expected.items() if count
-    }
+    by_file = _rows_by_file(rows, files, header=False)
     corrupt = [_reason(r)["_corrupt_record"] for r in by_file["broken.json"] if r["id"] is None]
     assert corrupt == ['{"id": 3, "text": ', "[1, 2]", "42"]
     (wrong,) = by_file["wrong-types.json"]

@@ -63,7 +63,7 @@ def test_only_new_files_are_read_across_runs_and_restarts(spark, landing):
     ids = [row["id"] for row in rows_of(landing.batches)]
     assert sorted(ids) == list(range(50))
     # The checkpoint names only the files at the latest modification time.
-    offset = last_offset(landing.root / "checkpoint")
+    offset = last_offset(landing.checkpoint)
     assert offset == {"v": 1, "before": (BASE_TIME + 5) * 1000, "seen": ["sensors-4.csv"]}
 
 
@@ -125,7 +125,7 @@ def test_files_landing_while_the_query_runs_are_read_by_the_next_trigger(spark, 
         stream.writeStream.foreachBatch(
             lambda frame, _: seen.extend(row.id for row in frame.collect())
         )
-        .option("checkpointLocation", str(landing.root / "checkpoint"))
+        .option("checkpointLocation", str(landing.checkpoint))
         .trigger(processingTime="200 milliseconds")
         .start()
     )

@@ -15,18 +15,17 @@ from typing import Any
 
 import boto3
 import pytest
-from pyspark.sql.types import (
-    BinaryType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from iotlake.config import Settings
 from spark_jobs.io.kinesis import KinesisDataSource, kinesis_options
+from spark_jobs.io.kinesis.source import SCHEMA
 
 QUERY_TIMEOUT = 180
+# The columns of Databricks' Kinesis source, in its order, with their Spark types.
+DATABRICKS_COLUMNS = (
+    "struct<partitionKey:string,data:binary,stream:string,shardId:string,"
+    "sequenceNumber:string,approximateArrivalTimestamp:timestamp>"
+)
 
 
 @pytest.fixture(scope="module")
@@ -143,16 +142,8 @@ def test_columns_types_and_bytes_match_what_was_put(source, stack, kinesis, tmp_
     frame = source.readStream.format("kinesis").options(**kinesis_options(stack, stream)).load()
     got = run_available_now(source, stack, stream, tmp_path / "ckpt", initialPosition="earliest")
 
-    assert frame.schema == StructType(
-        [
-            StructField("partitionKey", StringType()),
-            StructField("data", BinaryType()),
-            StructField("stream", StringType()),
-            StructField("shardId", StringType()),
-            StructField("sequenceNumber", StringType()),
-            StructField("approximateArrivalTimestamp", TimestampType()),
-        ]
-    )
+    assert frame.schema == SCHEMA
+    assert frame.schema.simpleString() == DATABRICKS_COLUMNS
     assert sorted((row.partitionKey, row.data) for row in got.rows) == sorted(records)
     assert {row.stream for row in got.rows} == {stream}
     assert all(before <= row.approximateArrivalTimestamp <= after for row in got.rows)

@@ -30,7 +30,6 @@ import org.apache.spark.sql.connector.catalog.TableSummary;
 import org.apache.spark.sql.connector.catalog.TableWritePrivilege;
 import org.apache.spark.sql.connector.expressions.Transform;
 import org.apache.spark.sql.connector.metric.CustomMetric;
-import org.apache.spark.sql.types.StructType;
 import org.apache.spark.sql.util.CaseInsensitiveStringMap;
 
 /**
@@ -169,8 +168,10 @@ public final class LakeCatalog implements StagingTableCatalog, SupportsNamespace
 
   // ---- Tables: every call renamed and forwarded, defaults included, so the session catalog's
   // own overrides (Delta's time travel, write privileges, column defaults) answer, not
-  // TableCatalog's fallbacks. Listed names come back under the schema the caller asked for;
-  // the session catalog lists the session's temporary views too (no namespace): not ours.
+  // TableCatalog's fallbacks. Of the deprecated createTable overloads only the Column[] one is
+  // still called (by Delta's CLONE); Spark itself creates through TableInfo. Listed names come
+  // back under the schema the caller asked for; the session catalog lists the session's
+  // temporary views too (no namespace): not ours.
 
   @Override
   public Set<TableCatalogCapability> capabilities() {
@@ -235,14 +236,6 @@ public final class LakeCatalog implements StagingTableCatalog, SupportsNamespace
   @Override
   @SuppressWarnings("deprecation")
   public Table createTable(
-      Identifier ident, StructType schema, Transform[] partitions, Map<String, String> properties)
-      throws TableAlreadyExistsException, NoSuchNamespaceException {
-    return tables().createTable(toSession(ident), schema, partitions, properties);
-  }
-
-  @Override
-  @SuppressWarnings("deprecation")
-  public Table createTable(
       Identifier ident, Column[] columns, Transform[] partitions, Map<String, String> properties)
       throws TableAlreadyExistsException, NoSuchNamespaceException {
     return tables().createTable(toSession(ident), columns, partitions, properties);
@@ -287,23 +280,9 @@ public final class LakeCatalog implements StagingTableCatalog, SupportsNamespace
   }
 
   // ---- Staging: CTAS, RTAS and saveAsTable's overwrite are atomic in Delta because Delta
-  // stages them; forwarding keeps that (Spark picks the staged plan when we are one).
-
-  @Override
-  @SuppressWarnings("deprecation")
-  public StagedTable stageCreate(
-      Identifier ident, StructType schema, Transform[] partitions, Map<String, String> properties)
-      throws TableAlreadyExistsException, NoSuchNamespaceException {
-    return staging().stageCreate(toSession(ident), schema, partitions, properties);
-  }
-
-  @Override
-  @SuppressWarnings("deprecation")
-  public StagedTable stageCreate(
-      Identifier ident, Column[] columns, Transform[] partitions, Map<String, String> properties)
-      throws TableAlreadyExistsException, NoSuchNamespaceException {
-    return staging().stageCreate(toSession(ident), columns, partitions, properties);
-  }
+  // stages them; forwarding keeps that (Spark picks the staged plan when we are one). Spark
+  // stages through TableInfo only; the deprecated schema overloads are left to Spark's
+  // defaults, which end in its "must override" error.
 
   @Override
   public StagedTable stageCreate(Identifier ident, TableInfo info)
@@ -312,41 +291,9 @@ public final class LakeCatalog implements StagingTableCatalog, SupportsNamespace
   }
 
   @Override
-  @SuppressWarnings("deprecation")
-  public StagedTable stageReplace(
-      Identifier ident, StructType schema, Transform[] partitions, Map<String, String> properties)
-      throws NoSuchNamespaceException, NoSuchTableException {
-    return staging().stageReplace(toSession(ident), schema, partitions, properties);
-  }
-
-  @Override
-  @SuppressWarnings("deprecation")
-  public StagedTable stageReplace(
-      Identifier ident, Column[] columns, Transform[] partitions, Map<String, String> properties)
-      throws NoSuchNamespaceException, NoSuchTableException {
-    return staging().stageReplace(toSession(ident), columns, partitions, properties);
-  }
-
-  @Override
   public StagedTable stageReplace(Identifier ident, TableInfo info)
       throws NoSuchNamespaceException, NoSuchTableException {
     return staging().stageReplace(toSession(ident), info);
-  }
-
-  @Override
-  @SuppressWarnings("deprecation")
-  public StagedTable stageCreateOrReplace(
-      Identifier ident, StructType schema, Transform[] partitions, Map<String, String> properties)
-      throws NoSuchNamespaceException {
-    return staging().stageCreateOrReplace(toSession(ident), schema, partitions, properties);
-  }
-
-  @Override
-  @SuppressWarnings("deprecation")
-  public StagedTable stageCreateOrReplace(
-      Identifier ident, Column[] columns, Transform[] partitions, Map<String, String> properties)
-      throws NoSuchNamespaceException {
-    return staging().stageCreateOrReplace(toSession(ident), columns, partitions, properties);
   }
 
   @Override
