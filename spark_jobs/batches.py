@@ -1,13 +1,14 @@
 """Writes one micro-batch of a flow: its own table and the tables computed inside the same
 batch (`flows.plan_chain`), each as its own Delta transaction, exactly once.
 
-Every table's rows are planned first, on the driver, from its upstream's kept rows (the
-expectations' filters included); the writes then run side by side, since none waits on
-another's commit, only on the batch they all read (persisted once). Appends and overwrites
-are idempotent writes (`txnAppId` = the table's writer id, `txnVersion` = the batch id); an
-aggregate is a MERGE on its keys under the same ids, which Delta Lake reads from the session:
-each merged table has a session of its own, so two merges of one batch never share them. The
-counts of every table the batch wrote go to the system's event log in one commit.
+A chained table is computed from the rows its upstream's expectations kept, after that
+upstream's write. Appends and overwrites are idempotent writes (`txnAppId` = the table's
+writer id, `txnVersion` = the batch id); an aggregate is a MERGE on its keys under the same
+ids, which Delta Lake reads from the session's conf. The counts of every table the batch
+wrote go to the system's event log in one commit.
+
+The writes run one after another: run side by side (each MERGE in a session of its own) they
+took as long in all on two cores, the merges waiting on the CPU the appends held.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 
 from iotlake.config import Settings
 from spark_jobs import catalog, event_log
@@ -62,70 +62,43 @@ def batch_writer(
     report: Callable[[str], None],
     links: tuple[Link, ...] = (),
 ) -> Callable[[DataFrame, int], None]:
-    """The foreachBatch function: the table's batch and each chained table's, checked and
-    written exactly once, side by side; one event-log commit for all."""
+    """The foreachBatch function: the table's batch, then each chained table's from the rows
+    its upstream kept, each checked and written exactly once; one event-log commit for all."""
 
     def process(batch: DataFrame, batch_id: int) -> None:
         query_id = checkpoint_query_id(checkpoint_location)
+        app_id = f"{spec.system}.{spec.name}@{query_id}"
         if links:
             batch = batch.persist()  # read once from the source, written several times
         try:
-            writes = _plan(settings, pipeline, spec, write, links, batch)
-            log = _write_all(writes, query_id, batch_id)
-            app_id = f"{spec.system}.{spec.name}@{query_id}"
+            root = _table_write(settings, spec, write, batch)
+            kept, log = {spec.target: root.checked.kept}, [_write_once(root, query_id, batch_id)]
+            for link in links:
+                frame = pipeline.call(link.spec, rows={link.upstream: kept[link.upstream]})
+                table = _table_write(settings, link.spec, link.write, frame)
+                log.append(_write_once(table, query_id, batch_id))
+                kept[link.spec.target] = table.checked.kept
             event_log.record_batch(batch.sparkSession, settings, app_id, batch_id, log)
         finally:
             if links:
                 batch.unpersist()
-        for table, quality, seconds in log:
+        for table_spec, quality, seconds in log:
             if quality.rows_in:
                 dropped = f" ({quality.rows_dropped} dropped)" if quality.rows_dropped else ""
                 report(
-                    f"{table.system}.{table.name} batch {batch_id}: {quality.rows_in} in, "
-                    f"{quality.rows_out} out{dropped} in {seconds:.1f}s"
+                    f"{table_spec.system}.{table_spec.name} batch {batch_id}: "
+                    f"{quality.rows_in} in, {quality.rows_out} out{dropped} in {seconds:.1f}s"
                 )
 
     return process
 
 
-def _plan(
-    settings: Settings,
-    pipeline: Pipeline,
-    spec: TableSpec,
-    write: WriteMode,
-    links: tuple[Link, ...],
-    batch: DataFrame,
-) -> list[TableWrite]:
-    """Every table's checked rows for this batch, upstream first: a chained table is computed
-    from the rows its upstream's expectations keep. Nothing runs yet."""
-    root = check(batch, spec.expectations, f"{spec.system}.{spec.name}")
-    writes = [TableWrite(spec, write, root, catalog.location(settings, spec))]
-    kept = {spec.target: root.kept}
-    for link in links:
-        frame = pipeline.call(link.spec, rows={link.upstream: kept[link.upstream]})
-        checked = check(frame, link.spec.expectations, f"{link.spec.system}.{link.spec.name}")
-        kept[link.spec.target] = checked.kept
-        writes.append(
-            TableWrite(link.spec, link.write, checked, catalog.location(settings, link.spec))
-        )
-    return writes
-
-
-def _write_all(writes: list[TableWrite], query_id: str | None, batch_id: int) -> list[Logged]:
-    """Write every table of the batch side by side; when one fails, the others still finish
-    (each is its own transaction, replayed or skipped with the batch) before it is raised."""
-    if len(writes) == 1:
-        return [_write_once(writes[0], query_id, batch_id)]
-    with ThreadPoolExecutor(len(writes), thread_name_prefix="table-write") as pool:
-        futures: list[Future[Logged]] = [
-            pool.submit(_write_once, table, query_id, batch_id) for table in writes
-        ]
-        wait(futures)
-    for future in futures:
-        error = future.exception()
-        if error is not None:
-            raise error
-    return [future.result() for future in futures]
+def _table_write(
+    settings: Settings, spec: TableSpec, write: WriteMode, rows: DataFrame
+) -> TableWrite:
+    """A table's rows for this batch with its expectations applied; nothing runs yet."""
+    checked = check(rows, spec.expectations, f"{spec.system}.{spec.name}")
+    return TableWrite(spec, write, checked, catalog.location(settings, spec))
 
 
 # The last batch each writer committed in this process: a batch is replayed only when its
@@ -191,21 +164,6 @@ def write_batch(
     writer.save(uri)
 
 
-# A session per merged table: MERGE takes its idempotent-write ids from the session's conf,
-# and the merges of one batch run at the same time.
-_MERGE_SESSIONS: dict[str, SparkSession] = {}
-_MERGE_SESSIONS_LOCK = threading.Lock()
-
-
-def _merge_session(rows: DataFrame, uri: str) -> SparkSession:
-    """The session the merges into `uri` run in (the catalog and settings of `rows`')."""
-    with _MERGE_SESSIONS_LOCK:
-        session = _MERGE_SESSIONS.get(uri)
-        if session is None or session.sparkContext is not rows.sparkSession.sparkContext:
-            session = _MERGE_SESSIONS[uri] = rows.sparkSession.newSession()
-        return session
-
-
 def _merge(
     rows: DataFrame,
     keys: tuple[str, ...],
@@ -223,13 +181,20 @@ def _merge(
 
     source = rows.localCheckpoint(eager=True)
     condition = " AND ".join(f"target.`{key}` <=> source.`{key}`" for key in keys)
-    session = _merge_session(rows, uri)
+    session = rows.sparkSession
+    # MERGE takes Delta's idempotent-write ids from the session (this query's own clone).
     session.conf.set("spark.databricks.delta.write.txnAppId", app_id)
     session.conf.set("spark.databricks.delta.write.txnVersion", str(batch_id))
-    merge = (
-        DeltaTable.forPath(session, uri).alias("target").merge(source.alias("source"), condition)
-    )
-    matched = (
-        merge.whenMatchedUpdate(set=dict(combine)) if combine else merge.whenMatchedUpdateAll()
-    )
-    matched.whenNotMatchedInsertAll().execute()
+    try:
+        merge = (
+            DeltaTable.forPath(session, uri)
+            .alias("target")
+            .merge(source.alias("source"), condition)
+        )
+        matched = (
+            merge.whenMatchedUpdate(set=dict(combine)) if combine else merge.whenMatchedUpdateAll()
+        )
+        matched.whenNotMatchedInsertAll().execute()
+    finally:
+        session.conf.unset("spark.databricks.delta.write.txnAppId")
+        session.conf.unset("spark.databricks.delta.write.txnVersion")
