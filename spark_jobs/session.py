@@ -77,9 +77,10 @@ def delta_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         # A table written by name without a format is a Delta table, as on Databricks.
         "spark.sql.sources.default": "delta",
-        # Delta rebuilds a table's state with this many tasks (default 50): a handful of
-        # small files per table here, so one task per core is plenty.
-        "spark.databricks.delta.snapshotPartitions": str(settings.spark.shuffle_partitions),
+        # Delta rebuilds a table's state (default 50 tasks) at every idempotent write and
+        # MERGE: here a log is one small checkpoint and at most ten commits, which one task
+        # reads faster than four (a micro-batch's append 0.63 -> 0.50 s, MERGE 1.07 -> 0.92 s).
+        "spark.databricks.delta.snapshotPartitions": "1",
         # Each micro-batch commits; the optional per-commit checksum file cost a third of a
         # small commit here (800 -> 530 ms median) and no reader iotlake uses needs it.
         "spark.databricks.delta.writeChecksumFile.enabled": "false",
