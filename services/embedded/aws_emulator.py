@@ -175,16 +175,19 @@ def _succeeded(status: str) -> bool:
     return int(status.split()[0]) < 300
 
 
-class JournaledApp:
-    """WSGI middleware: apply state-changing requests one at a time and journal them.
+class SerialApp:
+    """WSGI middleware: serve requests one at a time and journal those that change state.
 
-    One lock orders writes, so the journal holds them in the order moto applied them (a
-    Kinesis sequence number is a per-shard counter: replaying in another order would give
-    records other numbers). Only successful writes are journaled; a write the process dies
-    in the middle of is not, and the client, which got no answer, retries it.
+    moto's models are not safe for threads: a GetRecords walking a shard while a PutRecords
+    appends to it fails ("OrderedDict mutated during iteration", a 500 to the client), so
+    one lock admits one request at a time, reads too. The same lock orders writes, so the
+    journal holds them in the order moto applied them (a Kinesis sequence number is a
+    per-shard counter: replaying in another order would give records other numbers). Only
+    successful writes are journaled; a write the process dies in the middle of is not, and
+    the client, which got no answer, retries it.
     """
 
-    def __init__(self, app: WsgiApp, journal: Journal) -> None:
+    def __init__(self, app: WsgiApp, journal: Journal | None) -> None:
         self._app = app
         self._journal = journal
         self._lock = threading.Lock()
@@ -192,14 +195,14 @@ class JournaledApp:
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/moto-api/reset" and environ["REQUEST_METHOD"] == "POST":
             with self._lock:
-                self._journal.truncate()
+                if self._journal is not None:
+                    self._journal.truncate()
                 return self._app(environ, start_response)
-        if not changes_state(environ):
-            return self._app(environ, start_response)
-        body = _read_body(environ)
+        body = _read_body(environ)  # off the lock: a slow client holds up no one else
+        changes = self._journal is not None and changes_state(environ)
         with self._lock:
             status, headers, content = _call(self._app, environ)
-            if _succeeded(status):
+            if self._journal is not None and changes and _succeeded(status):
                 self._journal.record(environ, body, _created_upload(environ, content))
         start_response(status, headers)
         return [content]
@@ -252,8 +255,32 @@ def _first_sequence_number(shard: Any) -> int:
     return next(iter(shard.records), 0)
 
 
-def _constant_time_shard_ends() -> None:
-    """Make a Kinesis put O(1) instead of O(records in the shard).
+def records_after(
+    shard: Any, last_sequence_id: str, limit: int | None
+) -> tuple[list[Any], int, int]:
+    """A shard's records after `last_sequence_id`, at most `limit`, with the new position and
+    the milliseconds the last one is behind the shard's newest: moto's answer to GetRecords.
+
+    moto walks the shard from its first record to find where to start, so a consumer at the
+    tip of a shard some minutes into a demo costs a pass over every record it holds. A
+    shard's sequence numbers are consecutive (a put numbers its record one past the last),
+    so the records wanted are looked up by number.
+    """
+    records = shard.records
+    last = int(last_sequence_id)
+    newest = next(reversed(records), 0)
+    start = max(last + 1, next(iter(records), 0))
+    end = newest if not limit else min(newest, start + limit - 1)
+    found = [records[number] for number in range(start, end + 1) if number in records]
+    if not found:
+        return [], last, 0
+    behind = records[newest].created_at - found[-1].created_at
+    return found, found[-1].sequence_number, int(behind * 1000)
+
+
+def _constant_time_shards() -> None:
+    """Make a Kinesis put O(1) and a GetRecords O(records returned), instead of both O(records
+    in the shard).
 
     moto finds a shard's first and last sequence numbers by listing all its keys, so ingest
     (and a journal's replay) slows down as a shard fills: ~100 s to put 100k records. Its
@@ -263,6 +290,7 @@ def _constant_time_shard_ends() -> None:
 
     Shard.get_max_sequence_number = _last_sequence_number
     Shard.get_min_sequence_number = _first_sequence_number
+    Shard.get_records = records_after
 
 
 def serve(host: str, port: int, journal_file: Path | None) -> None:
@@ -276,8 +304,9 @@ def serve(host: str, port: int, journal_file: Path | None) -> None:
     from werkzeug.serving import run_simple
 
     os.environ.setdefault("MOTO_PORT", str(port))
-    _constant_time_shard_ends()
+    _constant_time_shards()
     app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    journal = None
     if journal_file:
         journal = Journal(journal_file)
         began = time.monotonic()
@@ -287,8 +316,8 @@ def serve(host: str, port: int, journal_file: Path | None) -> None:
             f"in {time.monotonic() - began:.1f}s from {journal_file}",
             flush=True,
         )
-        app = JournaledApp(app, journal)
-    run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    served = SerialApp(app, journal)
+    run_simple(host, port, served, threaded=True, request_handler=MotoRequestHandler)
 
 
 def _replay_allowance(journal: Path) -> float:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import boto3
 import pyarrow as pa
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from deltalake import DeltaTable, write_deltalake
 
 from services.embedded import aws_emulator
@@ -52,6 +55,75 @@ def test_kinesis_records_spread_over_shards_and_read_back(endpoints):
 
     assert sorted(read) == sorted(f"event-{i}" for i in range(200))
     assert shards_with_data == 4
+
+
+def test_a_shard_read_while_it_is_written_answers_every_call(endpoints):
+    """Consumers poll a shard while producers append to it, as the pipeline and the demo's
+    producers do: no call may fail (one try each, so a retry cannot hide a failure)."""
+    options = endpoints.settings.aws.boto3_kwargs()
+    once = Config(retries={"total_max_attempts": 1})
+    kinesis = boto3.client("kinesis", config=once, **options)
+    name = f"s-{uuid.uuid4().hex[:8]}"
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.2})
+    shard = kinesis.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+    writing, errors = threading.Event(), []
+    for _ in range(40):  # a shard some minutes into a demo
+        backlog = [{"Data": b"earlier", "PartitionKey": "p"} for _ in range(500)]
+        kinesis.put_records(StreamName=name, Records=backlog)
+
+    def produce(worker: int) -> None:
+        client = boto3.client("kinesis", config=once, **options)
+        for batch in range(30):
+            records = [
+                {"Data": f"{worker}-{batch}-{i}".encode(), "PartitionKey": "p"} for i in range(100)
+            ]
+            try:
+                client.put_records(StreamName=name, Records=records)
+            except ClientError as error:
+                errors.append(error)
+
+    def consume() -> None:
+        # At the tip, as a caught-up consumer reads: the emulator walks the shard's records
+        # from the first to find where to start, while the producers append to them.
+        client = boto3.client("kinesis", config=once, **options)
+        iterator = client.get_shard_iterator(
+            StreamName=name, ShardId=shard, ShardIteratorType="LATEST"
+        )["ShardIterator"]
+        while writing.is_set():
+            try:
+                iterator = client.get_records(ShardIterator=iterator)["NextShardIterator"]
+            except ClientError as error:
+                errors.append(error)
+                return
+
+    writing.set()
+    consumers = [threading.Thread(target=consume) for _ in range(2)]
+    producers = [threading.Thread(target=produce, args=(worker,)) for worker in range(2)]
+    for thread in consumers + producers:
+        thread.start()
+    for thread in producers:
+        thread.join()
+    writing.clear()
+    for thread in consumers:
+        thread.join()
+
+    assert errors == []
+    assert len(list(every_record(kinesis, name))) == 40 * 500 + 2 * 30 * 100
+
+
+@pytest.mark.parametrize(
+    ("after", "limit"),
+    [("0", None), ("0", 10), ("0", 0), ("24", 10), ("45", 10), ("50", 5), ("60", None)],
+)
+def test_get_records_by_sequence_number_answers_as_moto_walking_the_shard(after, limit):
+    from moto.kinesis.models import Shard
+
+    shard = Shard(0, 0, 2**128)
+    for i in range(50):
+        shard.put_record(f"p-{i % 3}", f"event-{i}", None)
+
+    assert aws_emulator.records_after(shard, after, limit) == Shard.get_records(shard, after, limit)
 
 
 # --- kill -9 of the embedded emulator: its journal brings streams and objects back ---------
