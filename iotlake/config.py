@@ -127,7 +127,9 @@ class SparkConfig(_Section):
     worker_memory: str = "2g"
     # Workers of the standalone cluster; two or more let a query outlive a lost worker.
     workers: int = Field(1, ge=1)
-    driver_memory: str = "2g"
+    # The demo's five pipelines hold ~0.5 GB after a full collection; 1g leaves room for
+    # micro-batches without the RSS of a bigger heap the collector fills before it collects.
+    driver_memory: str = "1g"
     # The address executors use to reach the driver: loopback for the embedded stack, the
     # container's name under compose.
     driver_host: str = LOOPBACK

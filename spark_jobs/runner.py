@@ -47,6 +47,7 @@ WORKER_START_FAILURES = (
 # Delta Lake's streaming source stops when the table it reads gains columns; a restarted
 # query reads the new schema.
 UPSTREAM_SCHEMA_CHANGES = ("DELTA_SCHEMA_CHANGED",)
+UPSTREAM_GAINED_COLUMNS = "its upstream table gained columns"
 
 
 def _discover_systems() -> dict[str, Path]:
@@ -239,7 +240,7 @@ def restart_reason(query: StreamingQuery) -> str | None:
     if any(symptom in text for symptom in WORKER_START_FAILURES):
         return "a Python worker did not connect back in time (machine busy)"
     if any(symptom in text for symptom in UPSTREAM_SCHEMA_CHANGES):
-        return "its upstream table gained columns"
+        return UPSTREAM_GAINED_COLUMNS
     return None
 
 

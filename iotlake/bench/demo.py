@@ -36,6 +36,7 @@ from iotlake.bench.processes import (
     descendants,
     kill_survivors,
     private_settings,
+    pss_total,
     rss_by_process,
     rss_total,
     start_child,
@@ -95,6 +96,7 @@ class Watch:
     tables: dict[str, list[dict[str, Any]]]
     rss_total_mb: list[float]
     rss_by_process: list[dict[str, float]]
+    pss_total_mb: list[float]
     stopped: list[str]
     window_ms: tuple[int, int] = (0, 0)
 
@@ -103,7 +105,7 @@ def _watch(
     settings: Settings, config: DemoBenchConfig, seen: dict[int, psutil.Process], report: Report
 ) -> Watch:
     """Sample every table's backlog and every process's RSS for `minutes`."""
-    watch = Watch(Backlogs(settings, plan_tables(settings)), [], {}, [], [], [])
+    watch = Watch(Backlogs(settings, plan_tables(settings)), [], {}, [], [], [], [])
     running = set(rss_by_process(settings)) - {"bench-demo"}
     began, began_ms = time.monotonic(), round(time.time() * 1000)
     next_at = began
@@ -117,11 +119,13 @@ def _watch(
             watch.times_s.append(round(now - began, 1))
             watch.rss_total_mb.append(rss_total(rows))
             watch.rss_by_process.append(rows)
+            watch.pss_total_mb.append(pss_total(settings))
             for name, figures in tables.items():
                 watch.tables.setdefault(name, []).append(figures)
             worst, figures = max(tables.items(), key=lambda item: item[1]["backlog"])
             report(
-                f"{now - began:5.0f}s: RSS {rss_total(rows):,.0f} MB, largest backlog {worst} "
+                f"{now - began:5.0f}s: RSS {rss_total(rows):,.0f} MB "
+                f"(PSS {watch.pss_total_mb[-1]:,.0f} MB), largest backlog {worst} "
                 f"{figures['backlog']:,} rows (sampled in {time.monotonic() - now:.1f}s)"
             )
             if now - began >= config.minutes * 60:
@@ -208,7 +212,11 @@ def run_demo_bench(
         "demo_start_s": demo_start_s,
         "times_s": watch.times_s,
         "systems": _systems(watch),
-        "rss": {"total_mb": watch.rss_total_mb, "by_process": watch.rss_by_process},
+        "rss": {
+            "total_mb": watch.rss_total_mb,
+            "by_process": watch.rss_by_process,
+            "pss_total_mb": watch.pss_total_mb,
+        },
         "restarts": restarts,
         "stopped_processes": watch.stopped,
         "left_running_killed": killed,

@@ -178,10 +178,15 @@ def _classify(proc: psutil.Process) -> str:
 
 
 def _rss(proc: psutil.Process) -> int:
+    """Resident bytes, or 0 for a JVM's child caught before it became another program: the
+    JVM starts Python workers with `posix_spawn`, whose child shares the JVM's memory and
+    command line until its exec, and would count the JVM twice."""
     try:
+        if _classify(proc) == "jvm" and proc.cmdline() == proc.parent().cmdline():
+            return 0
         rss: int = proc.memory_info().rss
         return rss
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+    except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
         return 0
 
 
@@ -206,6 +211,20 @@ def rss_by_process(settings: Settings) -> dict[str, float]:
                 if part != "gone":
                     rows[f"{name}: {part}"] = round(size / 2**20, 1)
     return rows
+
+
+def pss_total(settings: Settings) -> float:
+    """Proportional MB of every process recorded under the run directory and its children:
+    a page several processes share (a library, a forked worker's inherited memory) counts
+    once, split among them, so this is what the stack holds, where the RSS sum is more."""
+    total = 0
+    for member in descendants(settings):
+        try:
+            if _rss(member):
+                total += member.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return round(total / 2**20, 1)
 
 
 def rss_total(rows: dict[str, float]) -> float:

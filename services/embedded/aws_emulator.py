@@ -14,6 +14,7 @@ begins empty, as before.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import json
 import os
@@ -278,9 +279,58 @@ def records_after(
     return found, found[-1].sequence_number, int(behind * 1000)
 
 
+class CompactRecord:
+    """A Kinesis record as moto's `Record` answers for it, in about half the memory.
+
+    moto holds every record of every stream for the life of the process; at the demo's 650
+    events/s its own records grew the emulator by ~25 MB a minute. This one has slots
+    instead of a dict, keeps the payload as bytes rather than base64 text, a single copy of
+    each partition key (a phone's key repeats in every record it sends) and the arrival
+    time once, as a float.
+    """
+
+    __slots__ = ("created_at", "explicit_hash_key", "partition_key", "payload", "sequence_number")
+
+    def __init__(
+        self, partition_key: str, data: str, sequence_number: int, explicit_hash_key: str | None
+    ) -> None:
+        self.partition_key = sys.intern(partition_key)
+        self.payload = base64.b64decode(data)
+        self.sequence_number = sequence_number
+        self.explicit_hash_key = explicit_hash_key
+        self.created_at = time.time()
+
+    @property
+    def data(self) -> str:
+        """Base64 text, as moto passes it on when it splits or merges shards."""
+        return base64.b64encode(self.payload).decode()
+
+    @property
+    def created_at_datetime(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.created_at, dt.UTC).replace(tzinfo=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "Data": self.payload,
+            "PartitionKey": self.partition_key,
+            "SequenceNumber": str(self.sequence_number),
+            "ApproximateArrivalTimestamp": self.created_at_datetime,
+        }
+
+
+def put_compact_record(shard: Any, partition_key: str, data: str, explicit_hash_key: str) -> str:
+    """moto's `Shard.put_record`, numbering the record one past the shard's last, kept as a
+    `CompactRecord`."""
+    sequence_number = _last_sequence_number(shard) + 1
+    shard.records[sequence_number] = CompactRecord(
+        partition_key, data, sequence_number, explicit_hash_key
+    )
+    return str(sequence_number)
+
+
 def _constant_time_shards() -> None:
     """Make a Kinesis put O(1) and a GetRecords O(records returned), instead of both O(records
-    in the shard).
+    in the shard), and keep records compact (`CompactRecord`).
 
     moto finds a shard's first and last sequence numbers by listing all its keys, so ingest
     (and a journal's replay) slows down as a shard fills: ~100 s to put 100k records. Its
@@ -291,6 +341,15 @@ def _constant_time_shards() -> None:
     Shard.get_max_sequence_number = _last_sequence_number
     Shard.get_min_sequence_number = _first_sequence_number
     Shard.get_records = records_after
+    Shard.put_record = put_compact_record
+    moto_init = Shard.__init__
+
+    def init_with_plain_dict(shard: Shard, *args: Any, **kwargs: Any) -> None:
+        """A plain dict keeps insertion order too, in ~50 bytes less per record."""
+        moto_init(shard, *args, **kwargs)
+        shard.records = {}
+
+    Shard.__init__ = init_with_plain_dict  # type: ignore[method-assign,assignment]
 
 
 def serve(host: str, port: int, journal_file: Path | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import uuid
 
@@ -124,6 +125,19 @@ def test_get_records_by_sequence_number_answers_as_moto_walking_the_shard(after,
         shard.put_record(f"p-{i % 3}", f"event-{i}", None)
 
     assert aws_emulator.records_after(shard, after, limit) == Shard.get_records(shard, after, limit)
+
+
+def test_a_compact_record_answers_as_moto_s_record():
+    from moto.kinesis.models import Record
+
+    data = base64.b64encode(b'{"device_id": "phone-007", "magnitude": 1.25}').decode()
+    ours = aws_emulator.CompactRecord("phone-007", data, 42, None).to_json()
+    moto_s = Record("phone-007", data, 42, None).to_json()
+
+    arrival = ours.pop("ApproximateArrivalTimestamp") - moto_s.pop("ApproximateArrivalTimestamp")
+    assert abs(arrival.total_seconds()) < 1
+    assert ours == moto_s
+    assert aws_emulator.CompactRecord("p", data, 1, None).data == data
 
 
 # --- kill -9 of the embedded emulator: its journal brings streams and objects back ---------
