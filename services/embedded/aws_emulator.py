@@ -280,7 +280,7 @@ def records_after(
 
 
 class CompactRecord:
-    """A Kinesis record as moto's `Record` answers for it, in about half the memory.
+    """A Kinesis record as moto's `Record` answers for it, in ~40 % less memory (697 -> 402 bytes).
 
     moto holds every record of every stream for the life of the process; at the demo's 650
     events/s its own records grew the emulator by ~25 MB a minute. This one has slots
