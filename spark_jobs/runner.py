@@ -18,6 +18,7 @@ them.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -244,6 +245,21 @@ def restart_reason(query: StreamingQuery) -> str | None:
     return None
 
 
+# The errors iotlake's own sources raise for a bad option or a stream they cannot read: their
+# message is the line a user needs, deep inside Spark's report of the stopped query.
+SOURCE_ERROR = re.compile(r"^\s*[\w.]*\.(?:\w+OptionError|KinesisReadError): (.+)$", re.MULTILINE)
+
+
+def stop_reason(error: BaseException) -> str:
+    """One line for a query that stopped: the message of the error an iotlake source raised
+    (`kinesis source: option 'streamName' names ...`), else the first line of Spark's."""
+    text = str(error)
+    found = SOURCE_ERROR.findall(text)
+    if found:
+        return str(found[-1]).split(" SQLSTATE")[0].strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def run_table(
     spark: SparkSession,
     settings: Settings,
@@ -275,7 +291,7 @@ def _finish(
                 raise ExpectationFailed(failed) from None
             reason = restart_reason(flow.query)
             if reason is None:
-                raise
+                raise RuntimeError(f"{spec.system}.{spec.name}: {stop_reason(error)}") from None
             report(f"{spec.system}.{spec.name}: {reason}; restarting")
             flow = start_flow(spark, settings, flow.pipeline, spec, True, report)
     raise RuntimeError(f"{spec.system}.{spec.name}: stopped {MAX_RESTARTS} times in one run")
@@ -399,7 +415,7 @@ def run_continuous(
             failed = failure_message(error)
             if failed is not None:
                 raise ExpectationFailed(failed)
-            raise RuntimeError(f"{flow.query.name} stopped: {str(error).splitlines()[0]}")
+            raise RuntimeError(f"{flow.query.name} stopped: {stop_reason(error)}")
 
 
 def _supervise(

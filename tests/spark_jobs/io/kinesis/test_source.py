@@ -19,6 +19,7 @@ import pytest
 from iotlake.config import Settings
 from spark_jobs.io.kinesis import KinesisDataSource, kinesis_options
 from spark_jobs.io.kinesis.source import SCHEMA
+from spark_jobs.runner import stop_reason
 
 QUERY_TIMEOUT = 180
 # The columns of Databricks' Kinesis source, in its order, with their Spark types.
@@ -305,8 +306,14 @@ def test_missing_stream_fails_naming_the_stream(source, stack, tmp_path):
     sink = Collected()
     query = start_query(source, stack, "no-such-stream", tmp_path / "ckpt", sink)
     running = query.trigger(availableNow=True).start()
-    with pytest.raises(Exception, match="option 'streamName' names 'no-such-stream'"):
+    with pytest.raises(Exception, match="option 'streamName' names 'no-such-stream'") as stopped:
         running.awaitTermination(QUERY_TIMEOUT)
+
+    # The runner reports it in one line, out of Spark's many.
+    assert stop_reason(stopped.value) == (
+        f"kinesis source: option 'streamName' names 'no-such-stream', which "
+        f"{stack.aws.endpoint_url} ({stack.aws.region}) does not have"
+    )
 
 
 def test_kinesis_options_come_from_settings(stack):
