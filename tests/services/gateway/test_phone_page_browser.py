@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import datetime
 
 import pytest
@@ -71,12 +72,14 @@ def test_phone_page_sends_motion_magnitudes_through_kinesis_to_bronze(
             title = driver.title
             device = driver.find_element(By.ID, "device").text
             button = driver.find_element(By.ID, "toggle")
+            started = time.monotonic()
             button.click()
             WebDriverWait(driver, 10).until(lambda d: button.text == "STOP")
             phases = [acceleration for acceleration, _, _ in PHASES]
             samples = driver.execute_async_script(MOTION_SCRIPT, phases, PHASE_MS)
             driver.save_screenshot(str(artifacts / "phone_page.png"))
             button.click()
+            sending_s = time.monotonic() - started
             records = tail.collect(f"partition-{device}", 5, settle=2.0)
             status = driver.find_element(By.ID, "status").text
         finally:
@@ -95,7 +98,9 @@ def test_phone_page_sends_motion_magnitudes_through_kinesis_to_bronze(
 
     assert title == "Streaming Data V1.6"
     assert re.fullmatch(r"client-[0-9a-f]{12}", device)
-    assert 5 <= len(events) <= 11, magnitudes  # at most ~5 a second over 2.1 s
+    # At most 5 a second while it sends: from START to STOP, which is the motion's 2.1 s plus
+    # however long a busy machine takes to click, dispatch and take the screenshot.
+    assert 5 <= len(events) <= 5 * sending_s + 1, (magnitudes, sending_s)
     assert {e["device"] for e in events} == {device}
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"]) for e in events)
     assert set(magnitudes) == {magnitude for _, magnitude, _ in PHASES}
