@@ -6,11 +6,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from services.embedded import stack as embedded
 from services.embedded.spark_cluster import master_state
+from spark_jobs import class_archive
 from tests.support.settings import settings_env
 
 
@@ -22,6 +24,23 @@ def test_local_mode_runs_an_aggregation(spark):
         ("client-1", 28),
         ("client-2", 29),
     ]
+
+
+def test_the_driver_maps_the_class_archive_made_for_its_jdk_and_classpath(spark, stack_settings):
+    archive = class_archive.archive_path(stack_settings)
+    assert archive.is_file(), f"no class archive at {archive}: `make jars` makes it"
+    jvm = spark.sparkContext._jvm
+    arguments = list(
+        jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+    )
+    assert f"-XX:SharedArchiveFile={archive}" in arguments
+    assert "-Duser.timezone=UTC" in arguments
+    # -Xshare:on refuses to start unless the archive maps and matches the JDK and classpath.
+    java = Path(jvm.java.lang.System.getProperty("java.home")) / "bin" / "java"
+    classpath = jvm.java.lang.System.getProperty("java.class.path")
+    check = [str(java), "-Xshare:on", f"-XX:SharedArchiveFile={archive}", "-cp", classpath]
+    result = subprocess.run([*check, "-version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.slow
