@@ -52,7 +52,7 @@ def build(archive: Path) -> None:
     from spark_jobs.runner import run_once
     from spark_jobs.session import spark_session
 
-    archive.unlink(missing_ok=True)  # a new archive is made from the JDK's classes alone
+    archive.unlink(missing_ok=True)  # the training driver must not map the one it replaces
     with tempfile.TemporaryDirectory(prefix="iotlake-classes-") as scratch:
         settings = _scratch_settings(Path(scratch))
         for system, options in TRAINING.items():
